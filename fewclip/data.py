@@ -1,0 +1,197 @@
+"""Image discovery, robust decoding, the stratified train/validation split and file lists.
+
+A data folder holds one sub-folder per class (`<root>/<class>/...`, nested folders allowed).
+Discovery skips junk and says so: hidden and system entries (names starting with `.` or `@`,
+such as the `@eaDir` folders a NAS leaves, `__MACOSX`, `Thumbs.db`), files whose extension is
+not an image's, and files whose header is not a readable image. Junk is counted; every other
+skipped file is named with its reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from . import UserError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+SYSTEM_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
+JUNK_REASONS = frozenset({"hidden or system entry"})
+
+
+class BadImage(Exception):
+    """An image file that cannot be decoded; the message says why."""
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class ImageFolder:
+    """What discovery found under `root`: (path, class) samples, class folders, skipped files."""
+
+    root: Path
+    samples: list[tuple[str, str]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def counts(self) -> Counter:
+        return Counter(label for _, label in self.samples)
+
+    def summary(self) -> str:
+        """One line of totals, then one line per non-junk skipped file."""
+        line = f"{self.root}: {len(self.samples)} images in {len(self.classes)} classes"
+        if self.skipped:
+            reasons = Counter(s.reason for s in self.skipped)
+            line += f"; skipped {len(self.skipped)} files (" + ", ".join(
+                f"{n} {reason}" for reason, n in sorted(reasons.items())) + ")"
+        lines = [line]
+        lines += [f"  skipped {s.path}: {s.reason}" for s in self.skipped if s.reason not in JUNK_REASONS]
+        return "\n".join(lines)
+
+
+def is_junk(name: str) -> bool:
+    return name.startswith((".", "@")) or name in SYSTEM_NAMES
+
+
+def check_header(path: str | Path) -> str | None:
+    """None if `path` opens as an image (header only, cheap), else the reason it does not."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                img.size  # noqa: B018 - parses the header
+    except UnidentifiedImageError:
+        return "not an image (unrecognised file content)"
+    except Image.DecompressionBombError as e:
+        return f"refused: {e}"
+    except (OSError, ValueError, SyntaxError) as e:
+        return f"unreadable: {e}"
+    return None
+
+
+def scan_folder(root: str | Path, check_images: bool = True) -> ImageFolder:
+    """Find `<root>/<class>/**/<image>` files, in a stable (sorted) order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: data folder not found; obtain the data (README: `make data`) "
+                        "or point params.yaml `data` at your folders")
+    found = ImageFolder(root=root)
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir():
+            found.skipped.append(Skipped(str(entry), "hidden or system entry" if is_junk(entry.name)
+                                         else "file outside a class folder"))
+            continue
+        if is_junk(entry.name):
+            found.skipped += [Skipped(str(p), "hidden or system entry") for p in _all_files(entry)]
+            continue
+        found.classes.append(entry.name)
+        for dirpath, dirnames, filenames in os.walk(entry, followlinks=False):
+            dirnames.sort()
+            for d in [d for d in dirnames if is_junk(d)]:
+                dirnames.remove(d)
+                found.skipped += [Skipped(str(p), "hidden or system entry")
+                                  for p in _all_files(Path(dirpath) / d)]
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                if is_junk(name):
+                    reason = "hidden or system entry"
+                elif Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                    reason = "not an image file (extension)"
+                else:
+                    reason = check_header(path) if check_images else None
+                if reason:
+                    found.skipped.append(Skipped(path, reason))
+                else:
+                    found.samples.append((path, entry.name))
+    return found
+
+
+def _all_files(folder: Path) -> list[Path]:
+    return sorted(Path(d) / f for d, _, files in os.walk(folder, followlinks=False) for f in files)
+
+
+def stratified_split(samples: list[tuple[str, str]], val_fraction: float, seed: int
+                     ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Per class, a seeded shuffle puts round(n * val_fraction) images into validation.
+
+    Every class with at least two images keeps at least one for training and, when
+    `val_fraction > 0`, gives at least one to validation.
+    """
+    if not 0 <= val_fraction < 1:
+        raise UserError(f"params.yaml: split.val_fraction={val_fraction} must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[str]] = {}
+    for path, label in sorted(samples):
+        by_class.setdefault(label, []).append(path)
+    train, val = [], []
+    for label in sorted(by_class):
+        paths = by_class[label]
+        n_val = 0
+        if val_fraction > 0 and len(paths) >= 2:
+            n_val = min(max(1, round(len(paths) * val_fraction)), len(paths) - 1)
+        order = rng.permutation(len(paths))
+        val += [(paths[i], label) for i in sorted(order[:n_val])]
+        train += [(paths[i], label) for i in sorted(order[n_val:])]
+    return train, val
+
+
+def write_list(path: str | Path, samples: list[tuple[str, str]]) -> None:
+    """A file list: CSV with a `path,label` header, one image per row."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"])
+        writer.writerows(samples)
+
+
+def read_list(path: str | Path) -> list[tuple[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != ["path", "label"]:
+        raise UserError(f"{path}: not a file list (expected a 'path,label' CSV header)")
+    return [(r[0], r[1]) for r in rows[1:]]
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Decode an image to 8-bit RGB, the way a photo is meant to be seen.
+
+    EXIF orientation is applied; transparency is composited onto white; 16-bit and 32-bit
+    images are rescaled to 8 bits (PIL's own conversion would clip them); CMYK, palette and
+    grayscale images are converted. Raises BadImage with the reason when decoding fails.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb(img)
+    except UnidentifiedImageError:
+        raise BadImage("not an image (unrecognised file content)") from None
+    except Image.DecompressionBombError as e:
+        raise BadImage(f"refused: {e}") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise BadImage(f"cannot decode: {e}") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")

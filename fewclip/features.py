@@ -1,0 +1,95 @@
+"""The cached feature files and batched image embedding.
+
+Format (documented in the README): one `.npz` file per split, readable with numpy alone
+(`np.load(path)`, no pickle):
+  features  float32 (n, dim), each row L2-normalised
+  labels    int64 (n,), indices into `classes`
+  classes   str (n_classes,), class folder names
+  paths     str (n,), image file paths, as listed by the split stage
+  model     str scalar, the backbone (`model` param); model_sha256: its checkpoint's SHA-256
+`text.npz` has the same keys except labels and paths: one row per class (the trained
+classes, then novel ones), plus `templates` (str) and `logit_scale` (float scalar).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from . import UserError
+from .data import BadImage, load_rgb
+
+
+@dataclass
+class FeatureSet:
+    features: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    paths: list[str]
+    model: str
+    model_sha256: str
+
+
+def save_npz(path: str | Path, **arrays) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def save_features(path: str | Path, fs: FeatureSet) -> None:
+    save_npz(path, features=fs.features.astype(np.float32), labels=fs.labels.astype(np.int64),
+             classes=np.array(fs.classes, dtype=str), paths=np.array(fs.paths, dtype=str),
+             model=fs.model, model_sha256=fs.model_sha256)
+
+
+def load_features(path: str | Path) -> FeatureSet:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: feature file not found (run the embed stage: `dvc repro embed`)")
+    with np.load(path, allow_pickle=False) as z:
+        return FeatureSet(features=z["features"].astype(np.float32), labels=z["labels"].astype(np.int64),
+                          classes=[str(c) for c in z["classes"]], paths=[str(p) for p in z["paths"]],
+                          model=str(z["model"]), model_sha256=str(z["model_sha256"]))
+
+
+class ImageFiles(Dataset):
+    """Preprocessed images; a file that fails to decode yields a zero image and its error."""
+
+    def __init__(self, paths: list[str], preprocess, resolution: int):
+        self.paths, self.preprocess, self.resolution = paths, preprocess, resolution
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return self.preprocess(load_rgb(self.paths[i])), ""
+        except BadImage as e:
+            return torch.zeros(3, self.resolution, self.resolution), str(e) or "cannot decode"
+
+
+def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: int = 0,
+                 desc: str = "embed") -> tuple[np.ndarray, list[str]]:
+    """Features (n, dim) for `paths`, and for each path "" or the reason it could not be read.
+
+    Rows of unreadable images are zeros; the caller drops them and reports the reasons.
+    """
+    resolution = int(backbone.model.visual.input_resolution)
+    loader = DataLoader(ImageFiles(paths, backbone.preprocess, resolution), batch_size=batch_size,
+                        num_workers=num_workers, shuffle=False,
+                        pin_memory=backbone.device.type == "cuda")
+    feats, errors = [], []
+    with tqdm(total=len(paths), desc=desc, unit="img", leave=False) as bar:
+        for images, errs in loader:
+            feats.append(backbone.encode_images(images).cpu().numpy())
+            errors += list(errs)
+            bar.update(len(errs))
+    dim = int(backbone.model.text_projection.shape[1])
+    out = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
+    out[[bool(e) for e in errors]] = 0.0
+    return out.astype(np.float32), errors

@@ -1,0 +1,51 @@
+"""PNG figures (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def confusion_matrix_png(cm: np.ndarray, classes: list[str], path: str | Path, title: str) -> None:
+    """Row-normalised confusion matrix: rows are true classes, columns predictions."""
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n), dpi=120)
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j] >= 0.005:
+                ax.text(j, i, f"{cm[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if cm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def training_curves_png(history: list[dict], path: str | Path, title: str) -> None:
+    """Accuracy and loss per epoch, train and validation."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=120)
+    epochs = [h["epoch"] for h in history]
+    for ax, metric in zip(axes, ("acc", "loss")):
+        for split in ("train", "val"):
+            key = f"{split}/{metric}"
+            if history and key in history[0]:
+                ax.plot(epochs, [h[key] for h in history], label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,39 @@
+"""Prompt templates and the zero-shot text classifier.
+
+A class's text feature is CLIP's prompt ensemble (Radford et al. 2021, sec. 3.1.4): every
+template filled with the class name is encoded, each embedding is L2-normalised, the mean is
+taken and normalised again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import UserError
+
+
+def class_prompt_name(folder: str) -> str:
+    """The words a prompt uses for a class folder: `fire_engine` -> `fire engine`."""
+    return " ".join(folder.replace("_", " ").split())
+
+
+def check_templates(templates: list[str]) -> list[str]:
+    if not templates:
+        raise UserError("params.yaml: embed.templates is empty; give at least one, such as 'a photo of a {}.'")
+    bad = [t for t in templates if not isinstance(t, str) or t.count("{}") != 1]
+    if bad:
+        raise UserError(f"params.yaml: each prompt template needs exactly one '{{}}' for the class name: {bad}")
+    return list(templates)
+
+
+def text_classifier(backbone, class_names: list[str], templates: list[str]) -> np.ndarray:
+    """(n_classes, dim) float32 array of L2-normalised ensemble text features."""
+    templates = check_templates(templates)
+    rows = []
+    for name in class_names:
+        words = class_prompt_name(name)
+        emb = backbone.encode_texts([t.format(words) for t in templates])  # already normalised
+        rows.append(F.normalize(emb.mean(0), dim=-1))
+    return torch.stack(rows).cpu().numpy().astype(np.float32)

@@ -1,0 +1,71 @@
+"""Stage embed: L2-normalised CLIP features of every listed image and of every class name.
+
+Reads <splits>/*.csv, writes <out>/{train,val,test,zero_shot}.npz, <out>/text.npz and
+<out>/summary.json (see fewclip/features.py and the README for the format).
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fewclip import UserError
+from fewclip.backbone import load_backbone
+from fewclip.data import read_list
+from fewclip.features import FeatureSet, embed_images, save_features, save_npz
+from fewclip.params import load_params, run
+from fewclip.prompts import text_classifier
+
+SPLITS = ("train", "val", "test", "zero_shot")
+
+
+def main() -> None:
+    splits = Path(sys.argv[1] if len(sys.argv) > 1 else "splits")
+    out = Path(sys.argv[2] if len(sys.argv) > 2 else "features")
+    p = load_params()
+    e = p["embed"]
+    info = json.loads((splits / "summary.json").read_text(encoding="utf-8"))
+    classes, novel = info["classes"], info["novel_classes"]
+
+    start = time.perf_counter()
+    backbone = load_backbone(p["model"], device=e["device"], download_root=e["cache_dir"])
+    print(f"embed: {p['model']} on {backbone.device} (sha256 {backbone.sha256[:12]}), "
+          f"loaded in {time.perf_counter() - start:.1f}s")
+
+    summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}}
+    for split in SPLITS:
+        rows = read_list(splits / f"{split}.csv")
+        names = novel if split == "zero_shot" else classes
+        index = {c: i for i, c in enumerate(names)}
+        t = time.perf_counter()
+        feats, errors = embed_images(backbone, [path for path, _ in rows], e["batch_size"],
+                                     e["num_workers"], desc=split)
+        ok = [not err for err in errors]
+        bad = [[path, err] for (path, _), err in zip(rows, errors) if err]
+        for path, err in bad:
+            print(f"  skipped {path}: {err}", file=sys.stderr)
+        kept = [r for r, keep in zip(rows, ok) if keep]
+        lost = sorted(set(classes) - {label for _, label in kept}) if split == "train" else []
+        if lost:
+            raise UserError(f"no training image of class(es) {lost} could be decoded; "
+                            "these classes cannot be trained")
+        save_features(out / f"{split}.npz", FeatureSet(
+            features=feats[ok], labels=np.array([index[label] for _, label in kept], dtype=np.int64),
+            classes=names, paths=[path for path, _ in kept], model=p["model"], model_sha256=backbone.sha256))
+        summary["images"][split] = len(kept)
+        summary["skipped"][split] = bad
+        print(f"embed: {split}: {len(kept)} images in {time.perf_counter() - t:.1f}s"
+              + (f", skipped {len(bad)} that could not be decoded" if bad else ""))
+
+    text = text_classifier(backbone, classes + novel, e["templates"])
+    save_npz(out / "text.npz", features=text, classes=np.array(classes + novel, dtype=str),
+             templates=np.array(e["templates"], dtype=str), logit_scale=backbone.logit_scale,
+             model=p["model"], model_sha256=backbone.sha256)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    print(f"embed: done in {time.perf_counter() - start:.1f}s -> {out}/")
+
+
+if __name__ == "__main__":
+    run(main)
