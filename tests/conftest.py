@@ -1,0 +1,31 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the `synthetic` helper module
+
+import synthetic  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# The classes of the synthetic few-shot task: one per colour, shapes mixed.
+CLASSES = ["red circle", "green square", "blue triangle", "yellow cross", "purple circle", "orange square"]
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """A tiny CLIP trained for about a minute on captioned coloured shapes (all 24 classes)."""
+    return synthetic.train_tiny_clip(steps=300, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_clip, tmp_path_factory) -> Path:
+    """The tiny CLIP saved as a plain state-dict file, as a user's own checkpoint would be."""
+    return synthetic.save_checkpoint(tiny_clip, tmp_path_factory.mktemp("ckpt") / "tiny-clip.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_ts(tiny_clip, tmp_path_factory) -> Path:
+    """The tiny CLIP saved as a TorchScript archive, the format of OpenAI's checkpoints."""
+    return synthetic.save_checkpoint(tiny_clip, tmp_path_factory.mktemp("ckpt") / "tiny-clip-ts.pt",
+                                     torchscript=True)

@@ -1,0 +1,66 @@
+"""Shared helpers for tests that run the stage scripts and DVC in a copy of the repository."""
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env() -> dict:
+    """The test's Python first on PATH (as `make test` does), a git identity, no DVC analytics."""
+    e = dict(os.environ)
+    e["PATH"] = str(Path(sys.executable).parent) + os.pathsep + e.get("PATH", "")
+    e.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+             GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com",
+             DVC_NO_ANALYTICS="1")
+    return e
+
+
+def sh(*cmd, cwd, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def copy_repo(dest: Path) -> Path:
+    """The repository's files as git sees them (tracked and not ignored), in a fresh git repo."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for f in files:
+        if (ROOT / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest / f)
+    sh("git", "init", "-q", cwd=dest)
+    sh("git", "config", "user.name", "test", cwd=dest)
+    sh("git", "config", "user.email", "test@example.com", cwd=dest)
+    return dest
+
+
+def set_params(repo: Path, **changes) -> dict:
+    """Edit params.yaml; keys with dots reach into groups (`embed.num_workers`)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        node, *parts = key.split(".")
+        target = params
+        for part in [node, *parts][:-1]:
+            target = target[part]
+        target[[node, *parts][-1]] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def truncated_jpeg(path: Path) -> Path:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return path

@@ -1,0 +1,67 @@
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from fewclip import UserError
+from fewclip.backbone import load_backbone
+from fewclip.features import embed_images
+from synthetic import RESOLUTION, render, to_tensor
+
+
+def test_state_dict_and_torchscript_checkpoints_load_to_the_same_frozen_model(tiny_checkpoint, tiny_checkpoint_ts):
+    a = load_backbone(str(tiny_checkpoint), device="cpu")
+    b = load_backbone(str(tiny_checkpoint_ts), device="cpu")
+    for bb in (a, b):
+        assert not bb.model.training
+        assert not any(p.requires_grad for p in bb.model.parameters())
+        assert bb.model.visual.input_resolution == RESOLUTION
+        assert len(bb.sha256) == 64
+    assert a.sha256 != b.sha256  # identified by file content
+    import random
+    x = torch.stack([to_tensor(render("red circle", random.Random(i))) for i in range(4)])
+    fa, fb = a.encode_images(x), b.encode_images(x)
+    assert torch.allclose(fa, fb, atol=1e-3)  # both were stored from the same (fp16-rounded) weights
+    assert torch.allclose(fa.norm(dim=-1), torch.ones(4), atol=1e-5)
+
+
+def test_unknown_model_name_says_what_to_do():
+    with pytest.raises(UserError, match=r"'ViT-Q/99' is neither a CLIP model name .*ViT-B/32.* nor an existing checkpoint"):
+        load_backbone("ViT-Q/99", device="cpu")
+
+
+def test_named_model_offline_fails_with_one_clear_line(tmp_path, monkeypatch):
+    import clip.clip
+
+    def no_network(url, root):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(clip.clip, "_download", no_network)
+    with pytest.raises(UserError) as err:
+        load_backbone("ViT-B/32", device="cpu", download_root=str(tmp_path))
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "'ViT-B/32'" in msg and str(tmp_path) in msg and "ViT-B-32.pt" in msg
+    assert "Name or service not known" in msg and "checkpoint's path" in msg
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match=r"weights\.pt: not a CLIP checkpoint"):
+        load_backbone(str(bad), device="cpu")
+
+
+def test_embed_images_marks_unreadable_files_and_keeps_the_rest(tiny_checkpoint, tmp_path):
+    import random
+    good = tmp_path / "good.png"
+    render("blue square", random.Random(0)).save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("hello")
+    bb = load_backbone(str(tiny_checkpoint), device="cpu")
+    feats, errors = embed_images(bb, [str(good), str(bad), str(good)], batch_size=2)
+    assert feats.shape == (3, 64)
+    assert errors[0] == errors[2] == "" and "not an image" in errors[1]
+    assert np.allclose(feats[0], feats[2], atol=1e-6) and np.allclose(np.linalg.norm(feats[0]), 1, atol=1e-5)
+    assert not feats[1].any()

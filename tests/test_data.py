@@ -1,0 +1,115 @@
+import io
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fewclip import UserError
+from fewclip.data import BadImage, load_rgb, read_list, scan_folder, stratified_split, write_list
+
+
+def _photo(size=(40, 30), color=(200, 40, 40)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+def test_scan_skips_junk_and_bad_files_and_counts_them(tmp_path):
+    car = tmp_path / "car"
+    (car / "@eaDir" / "a.jpg").mkdir(parents=True)
+    (car / "@eaDir" / "a.jpg" / "SYNO@.fileindexdb").write_bytes(b"x")
+    (car / "@eaDir" / "a.jpg@SynoEAStream").write_bytes(b"x")
+    _photo().save(car / "a.jpg")
+    _photo().save(car / "b.PNG")
+    (car / ".DS_Store").write_bytes(b"x")
+    (car / "notes.txt").write_text("hi")
+    (car / "text.jpg").write_text("I am not a JPEG")
+    (car / "empty.jpg").write_bytes(b"")
+    (tmp_path / "bus").mkdir()
+    _photo().save(tmp_path / "bus" / "c.jpg")
+    (tmp_path / "readme.md").write_text("stray file")
+    (tmp_path / ".hidden").mkdir()
+    _photo().save(tmp_path / ".hidden" / "d.jpg")
+
+    found = scan_folder(tmp_path)
+    assert found.classes == ["bus", "car"]
+    assert [(p.rsplit("/", 1)[1], c) for p, c in found.samples] == [("c.jpg", "bus"), ("a.jpg", "car"), ("b.PNG", "car")]
+    reasons = Counter(s.reason for s in found.skipped)
+    assert reasons == {"hidden or system entry": 4, "not an image file (extension)": 1,
+                       "not an image (unrecognised file content)": 1, "empty file (0 bytes)": 1,
+                       "file outside a class folder": 1}
+    summary = found.summary()
+    assert "3 images in 2 classes; skipped 8 files" in summary
+    assert "text.jpg: not an image" in summary and "empty.jpg: empty file" in summary
+    assert "SynoEAStream" not in summary  # junk is counted, not listed
+
+
+def test_missing_data_folder_is_named(tmp_path):
+    with pytest.raises(UserError, match=r"nowhere: data folder not found"):
+        scan_folder(tmp_path / "nowhere")
+
+
+def test_stratified_split_is_seeded_disjoint_and_keeps_every_class(tmp_path):
+    samples = [(f"{c}/{i}.jpg", c) for c, n in (("a", 20), ("b", 5), ("c", 2), ("d", 1)) for i in range(n)]
+    tr, va = stratified_split(samples, 0.2, seed=3)
+    assert stratified_split(samples, 0.2, seed=3) == (tr, va)
+    assert stratified_split(samples, 0.2, seed=4) != (tr, va)
+    assert sorted(tr + va) == sorted(samples) and not set(tr) & set(va)
+    assert Counter(c for _, c in va) == {"a": 4, "b": 1, "c": 1}
+    assert Counter(c for _, c in tr) == {"a": 16, "b": 4, "c": 1, "d": 1}
+    with pytest.raises(UserError, match="val_fraction"):
+        stratified_split(samples, 1.0, seed=0)
+
+
+def test_file_lists_round_trip_odd_names(tmp_path):
+    rows = [("data/fire engine/Ünïcode, comma.jpg", "fire engine"), ('q"uote.jpg', "x")]
+    write_list(tmp_path / "l.csv", rows)
+    assert read_list(tmp_path / "l.csv") == rows
+    (tmp_path / "bad.csv").write_text("a,b\n")
+    with pytest.raises(UserError, match="bad.csv: not a file list"):
+        read_list(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "P", "RGB"])
+def test_colour_modes_are_converted_to_rgb(tmp_path, mode):
+    path = tmp_path / ("img.jpg" if mode in ("L", "CMYK") else "img.png")
+    _photo().convert(mode).save(path)
+    img = load_rgb(path)
+    assert img.mode == "RGB" and img.size == (40, 30)
+    r, g, b = np.asarray(img, dtype=int)[10, 10]
+    if mode == "L":
+        assert r == g == b
+    else:
+        assert r > 150 and g < 100 and b < 100  # still red
+
+
+def test_transparency_is_composited_on_white(tmp_path):
+    img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    img.paste((255, 0, 0, 255), (0, 0, 5, 10))
+    img.save(tmp_path / "a.png")
+    arr = np.asarray(load_rgb(tmp_path / "a.png"))
+    assert tuple(arr[5, 2]) == (255, 0, 0) and tuple(arr[5, 8]) == (255, 255, 255)
+
+
+def test_sixteen_bit_images_are_rescaled_not_clipped(tmp_path):
+    arr = np.full((8, 8), 32768, dtype=np.uint16)
+    arr[:, 4:] = 8192
+    Image.fromarray(arr).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    out = np.asarray(load_rgb(tmp_path / "deep.png"), dtype=int)
+    assert abs(out[0, 0, 0] - 128) <= 1 and abs(out[0, 7, 0] - 32) <= 1
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = _photo((40, 20))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    assert load_rgb(tmp_path / "rot.jpg").size == (20, 40)
+
+
+def test_truncated_jpeg_raises_bad_image(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(BadImage, match="cannot decode"):
+        load_rgb(tmp_path / "cut.jpg")

@@ -1,0 +1,132 @@
+"""Smoke test: the real `dvc repro` and `dvc exp run` on a synthetic data set with the tiny CLIP."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import CLASSES
+from helpers import copy_repo, set_params, sh, truncated_jpeg
+from synthetic import write_image_folder
+
+
+def ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+@pytest.fixture(scope="module")
+def repo(tiny_checkpoint_ts, tmp_path_factory):
+    repo = copy_repo(tmp_path_factory.mktemp("repo"))
+    # The user's own photos in the reference layout under data/, pinned with `dvc add data`.
+    data = repo / "data"
+    write_image_folder(data / "few_shot" / "train", CLASSES, 10, seed=10)
+    write_image_folder(data / "few_shot" / "test", CLASSES, 12, seed=11)
+    write_image_folder(data / "zero_shot" / "test", ["blue circle"], 4, seed=12)
+    # Messy input that must be used: grayscale, CMYK, RGBA, 16-bit, odd names.
+    red = data / "few_shot" / "train" / "red_circle"
+    Image.open(red / "000.jpg").convert("L").save(red / "gray.jpg")
+    Image.open(red / "001.jpg").convert("CMYK").save(red / "cmyk.jpg")
+    Image.open(red / "002.jpg").convert("RGBA").save(red / "rgba.png")
+    Image.fromarray((np.asarray(Image.open(red / "003.jpg").convert("L"), dtype=np.uint16) * 257)).save(red / "deep 16-bit ü.png")
+    # ... and junk that must be skipped and counted.
+    (red / "@eaDir").mkdir()
+    (red / "@eaDir" / "000.jpg@SynoEAStream").write_bytes(b"meta")
+    (red / "notes.txt").write_text("not an image")
+    (data / "few_shot" / "test" / "green_square" / "fake.jpg").write_text("a text file named .jpg")
+    truncated_jpeg(data / "few_shot" / "test" / "green_square" / "cut.jpg")
+    set_params(repo, model=str(tiny_checkpoint_ts), **{"embed.num_workers": 1, "heads.mlp.epochs": 40})
+    sh("dvc", "add", "data", cwd=repo)
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "synthetic setup", cwd=repo)
+    first = sh("dvc", "repro", cwd=repo)
+    return repo, first
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def test_repro_runs_every_stage_and_reports_the_input(repo):
+    repo, first = repo
+    assert ran(first.stdout) == {"split", "embed", "train", "evaluate"}
+    out = first.stdout + first.stderr
+    # train: 60 drawn + 4 in other colour modes; the @eaDir entry and notes.txt skipped
+    assert "train: 64 images in 6 classes; skipped 2 files (1 hidden or system entry, " \
+           "1 not an image file (extension))" in out
+    # test: fake.jpg fails the header check in split; cut.jpg's header is fine, its data is not
+    assert "test: 73 images in 6 classes; skipped 1 files (1 not an image (unrecognised file content))" in out
+    assert "notes.txt: not an image file (extension)" in out
+    assert "fake.jpg: not an image (unrecognised file content)" in out
+    assert "cut.jpg: cannot decode: image file is truncated" in out
+    splits = read_json(repo / "splits" / "summary.json")
+    assert splits["classes"] == sorted(c.replace(" ", "_") for c in CLASSES)
+    assert splits["novel_classes"] == ["blue_circle"]
+    assert splits["images"]["train"] + splits["images"]["val"] == 64
+    emb = read_json(repo / "features" / "summary.json")
+    assert emb["images"]["test"] == 72 and [p for p, _ in emb["skipped"]["test"]][0].endswith("cut.jpg")
+
+
+def test_features_follow_the_documented_format(repo):
+    repo, _ = repo
+    z = np.load(repo / "features" / "train.npz", allow_pickle=False)
+    assert z["features"].dtype == np.float32 and z["features"].shape[1] == 64
+    assert np.allclose(np.linalg.norm(z["features"], axis=1), 1, atol=1e-5)
+    assert z["labels"].dtype == np.int64 and len(z["labels"]) == len(z["paths"]) == len(z["features"])
+    assert list(z["classes"]) == sorted(c.replace(" ", "_") for c in CLASSES)
+    assert any("deep 16-bit ü.png" in p for p in z["paths"])
+    t = np.load(repo / "features" / "text.npz", allow_pickle=False)
+    assert list(t["classes"]) == list(z["classes"]) + ["blue_circle"] and t["features"].shape == (7, 64)
+    assert len(t["templates"]) >= 5 and float(t["logit_scale"]) > 1
+
+
+def test_metrics_and_plots_hold_sane_values(repo):
+    repo, _ = repo
+    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["test"]
+    assert m["acc"] > 0.6 and 0.6 < m["balanced_acc"] <= 1  # chance: 1/6
+    assert set(m["per_class"]) == {c.replace(" ", "_") for c in CLASSES} and m["n_images"] == 72
+    t = read_json(repo / "metrics" / "train" / "metrics.json")
+    assert 1 <= t["best_epoch"] <= t["epochs_run"] <= 40 and t["best_val_acc"] > 0.5
+    acc = (repo / "metrics" / "train" / "plots" / "metrics" / "val" / "acc.tsv").read_text().splitlines()
+    assert acc[0].split("\t") == ["step", "acc"] and len(acc) == t["epochs_run"] + 1
+    cm = read_json(repo / "metrics" / "evaluate" / "plots" / "sklearn" / "confusion_matrix.json")
+    assert len(cm) == 72 and set(cm[0]) == {"actual", "predicted"}
+    assert (repo / "plots" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=repo).stdout)
+    assert shown  # DVC itself reads the declared metrics
+    plots = sh("dvc", "plots", "show", "--json", cwd=repo).stdout
+    assert "confusion_matrix" in plots and "acc.tsv" in plots
+
+
+def test_nothing_reruns_and_train_params_do_not_re_embed(repo):
+    repo, _ = repo
+    again = sh("dvc", "repro", cwd=repo)
+    assert ran(again.stdout) == set()
+    before = (repo / "features" / "train.npz").read_bytes()
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "first run", cwd=repo)
+    exp = sh("dvc", "exp", "run", "-S", "heads.mlp.lr=0.003", "-n", "lr3", cwd=repo)
+    assert ran(exp.stdout) == {"train", "evaluate"}
+    assert (repo / "features" / "train.npz").read_bytes() == before
+
+
+def test_zero_shot_experiment_and_exp_show(repo):
+    repo, _ = repo
+    exp = sh("dvc", "exp", "run", "-S", "mode=zero", "-n", "zero", cwd=repo)
+    assert ran(exp.stdout) == {"train", "evaluate"}
+    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["test"]
+    assert m["acc"] > 0.6
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
+    exps = {e["name"]: e["revs"][0]["data"] for rev in shown for e in (rev.get("experiments") or [])}
+    assert set(exps) == {"lr3", "zero"}
+    for name, mode in (("lr3", "few"), ("zero", "zero")):
+        assert exps[name]["params"]["params.yaml"]["data"]["mode"] == mode
+        assert exps[name]["metrics"]["metrics/evaluate/metrics.json"]["data"]["test"]["acc"] > 0.6
+
+
+def test_same_params_same_numbers(repo):
+    repo, _ = repo
+    sh("dvc", "exp", "apply", "lr3", cwd=repo)
+    before = read_json(repo / "metrics" / "evaluate" / "metrics.json")
+    sh("dvc", "repro", "--force", "train", "evaluate", cwd=repo)
+    assert read_json(repo / "metrics" / "evaluate" / "metrics.json") == before

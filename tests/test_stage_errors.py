@@ -1,0 +1,94 @@
+"""Bad input to the stages: each stops with one line that names the file or value."""
+
+import re
+import shutil
+
+import pytest
+from PIL import Image
+
+from conftest import CLASSES
+from helpers import ROOT, set_params, sh, truncated_jpeg
+from synthetic import write_image_folder
+
+
+@pytest.fixture
+def project(tmp_path):
+    """params.yaml and stages in a temporary folder, pointing at a small synthetic data set."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    write_image_folder(tmp_path / "d" / "train", CLASSES[:3], 3, seed=0)
+    write_image_folder(tmp_path / "d" / "test", CLASSES[:3], 2, seed=1)
+    set_params(tmp_path, **{"data.train_dir": "d/train", "data.test_dir": "d/test", "data.zero_shot_dir": "",
+                            "embed.num_workers": 0})
+    return tmp_path
+
+
+def stage_error(project, stage, *args) -> str:
+    proc = sh("python", f"stages/{stage}.py", *args, cwd=project, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_the_project_split_runs_clean(project):
+    proc = sh("python", "stages/split.py", cwd=project)
+    assert "9 images in 3 classes" in proc.stdout
+    assert (project / "splits" / "train.csv").is_file()
+
+
+def test_empty_class_folder_cannot_be_trained(project):
+    (project / "d" / "train" / "bench").mkdir()
+    (project / "d" / "train" / "bench" / "notes.txt").write_text("no photos yet")
+    msg = stage_error(project, "split")
+    assert "d/train: class folder(s) ['bench'] hold no usable image" in msg
+
+
+def test_test_class_missing_from_training_is_named(project):
+    write_image_folder(project / "d" / "test", ["blue square"], 2, seed=2)
+    msg = stage_error(project, "split")
+    assert "d/test: test class(es) ['blue_square'] have no training folder in d/train" in msg
+
+
+def test_missing_data_folder_is_named(project):
+    set_params(project, **{"data.train_dir": "d/nothing-here"})
+    msg = stage_error(project, "split")
+    assert "d/nothing-here: data folder not found" in msg
+
+
+def test_zero_shot_classes_must_be_novel(project):
+    write_image_folder(project / "d" / "zs", CLASSES[:1], 2, seed=3)
+    set_params(project, **{"data.zero_shot_dir": "d/zs"})
+    msg = stage_error(project, "split")
+    assert "d/zs: class(es) ['red_circle'] also have training images" in msg
+
+
+def test_bad_params_are_named(project):
+    set_params(project, **{"split.val_fraction": 1.5})
+    assert "split.val_fraction=1.5 must be in [0, 1)" in stage_error(project, "split")
+
+
+def test_unknown_model_name_stops_embed(project):
+    sh("python", "stages/split.py", cwd=project)
+    set_params(project, model="ViT-Q/99")
+    msg = stage_error(project, "embed")
+    assert "model 'ViT-Q/99' is neither a CLIP model name" in msg and "set `model` in params.yaml" in msg
+
+
+def test_class_whose_every_image_fails_to_decode_stops_embed(project, tiny_checkpoint):
+    broken = project / "d" / "train" / "black_cat"
+    broken.mkdir()
+    for i in range(2):
+        truncated_jpeg(broken / f"{i}.jpg")
+    write_image_folder(project / "d" / "test", [], 0, seed=0)
+    sh("python", "stages/split.py", cwd=project)
+    set_params(project, model=str(tiny_checkpoint))
+    proc = sh("python", "stages/embed.py", cwd=project, check=False)
+    assert proc.returncode == 1
+    assert re.search(r"skipped d/train/black_cat/[01]\.jpg: cannot decode: image file is truncated", proc.stderr)
+    assert "error: no training image of class(es) ['black_cat'] could be decoded" in proc.stderr
+
+
+def test_a_mode_that_does_not_exist(project):
+    set_params(project, mode="some")
+    assert "mode='some' is not one of few, zero" in stage_error(project, "train")
