@@ -50,14 +50,18 @@ class ImageFolder:
 
     def summary(self) -> str:
         """One line of totals, then one line per non-junk skipped file."""
-        line = f"{self.root}: {len(self.samples)} images in {len(self.classes)} classes"
+        line = f"{self.root}: {_count(len(self.samples), 'image')} in {_count(len(self.classes), 'class')}"
         if self.skipped:
             reasons = Counter(s.reason for s in self.skipped)
-            line += f"; skipped {len(self.skipped)} files (" + ", ".join(
+            line += f"; skipped {_count(len(self.skipped), 'file')} (" + ", ".join(
                 f"{n} {reason}" for reason, n in sorted(reasons.items())) + ")"
         lines = [line]
         lines += [f"  skipped {s.path}: {s.reason}" for s in self.skipped if s.reason not in JUNK_REASONS]
         return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}es" if noun.endswith("s") else f"{n} {noun}s"
 
 
 def is_junk(name: str) -> bool:

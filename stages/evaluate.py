@@ -43,7 +43,7 @@ def main() -> None:
                               [test.classes[i] for i in preds], name="confusion_matrix.json",
                               normalized=True, title="Test confusion matrix (row-normalised)")
     how = "zero-shot" if saved["mode"] == "zero" else f"few-shot {saved['head']['name']} head"
-    title = f"{saved['model']}, {how}: test accuracy {m['acc']:.1%}"
+    title = f"{Path(saved['model']).name if Path(saved['model']).is_file() else saved['model']}, {how}: test accuracy {m['acc']:.1%}"
     confusion_matrix_png(m["confusion"], test.classes, png, title)
     print(f"evaluate: {title}, balanced {m['balanced_acc']:.1%} on {m['n']} images -> {live_dir}/, {png}")
 

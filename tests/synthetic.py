@@ -90,12 +90,6 @@ def tiny_clip(embed_dim: int = 64) -> CLIP:
     )
 
 
-def full_clip(arch: str) -> CLIP:
-    """Randomly initialised CLIP with the full ViT-B/32 or ViT-B/16 architecture (for timing)."""
-    patch = {"ViT-B/32": 32, "ViT-B/16": 16}[arch]
-    return CLIP(512, 224, 12, 768, patch, 77, 49408, 512, 8, 12)
-
-
 def train_tiny_clip(steps: int = 600, batch: int = 96, seed: int = 0, classes: list[str] | None = None) -> CLIP:
     """Contrastive training on freshly drawn captioned images; about a minute on 2 CPU cores."""
     torch.manual_seed(seed)

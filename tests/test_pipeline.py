@@ -55,7 +55,7 @@ def test_repro_runs_every_stage_and_reports_the_input(repo):
     assert "train: 64 images in 6 classes; skipped 2 files (1 hidden or system entry, " \
            "1 not an image file (extension))" in out
     # test: fake.jpg fails the header check in split; cut.jpg's header is fine, its data is not
-    assert "test: 73 images in 6 classes; skipped 1 files (1 not an image (unrecognised file content))" in out
+    assert "test: 73 images in 6 classes; skipped 1 file (1 not an image (unrecognised file content))" in out
     assert "notes.txt: not an image file (extension)" in out
     assert "fake.jpg: not an image (unrecognised file content)" in out
     assert "cut.jpg: cannot decode: image file is truncated" in out
