@@ -49,3 +49,26 @@ def training_curves_png(history: list[dict], path: str | Path, title: str) -> No
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def shots_curve_png(summary: dict, path: str | Path, title: str) -> None:
+    """Test accuracy versus shots per class, one line per head (mean and standard deviation
+    over seeds), zero-shot as a horizontal reference line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for head, by_k in summary.items():
+        if head == "zero-shot":
+            ax.axhline(next(iter(by_k.values()))["mean"], color="black", linestyle="--", label="zero-shot")
+            continue
+        points = sorted((v["shots"], v["mean"], v["std"]) for v in by_k.values())
+        x, y, err = zip(*points)
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=head)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training shots per class (mean; the last point is all available)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

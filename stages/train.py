@@ -17,6 +17,10 @@ from fewclip.heads import ZeroShotHead, make_head, save_head
 from fewclip.params import choice, load_params, run
 
 
+# Hyper-parameters that heads choose on the validation features; logged with the metrics.
+CHOSEN_ON_VALIDATION = ("C", "alpha", "beta", "lam")
+
+
 def main() -> None:
     features = Path(sys.argv[1] if len(sys.argv) > 1 else "features")
     model_out = Path(sys.argv[2] if len(sys.argv) > 2 else "models/classifier.pt")
@@ -35,7 +39,8 @@ def main() -> None:
         if mode == "zero":
             head = ZeroShotHead(text_features, float(text["logit_scale"]))
         else:
-            head = make_head(p["head"], p.get("heads", {}).get(p["head"]), sampler=p["sampler"], seed=p["seed"])
+            head = make_head(p["head"], (p.get("heads") or {}).get(p["head"]), text_features=text_features,
+                             logit_scale=float(text["logit_scale"]), sampler=p["sampler"], seed=p["seed"])
 
             def log_epoch(epoch: int, metrics: dict) -> None:
                 for name, value in metrics.items():
@@ -47,10 +52,15 @@ def main() -> None:
         if len(val.labels):
             val_acc = float((head.predict_proba(val.features).argmax(1) == val.labels).mean())
             live.summary["best_val_acc" if mode == "few" else "val_acc"] = val_acc
-        if mode == "few":
+        if getattr(head, "best_epoch_", None):
             live.summary["best_epoch"] = head.best_epoch_
+        if getattr(head, "history_", None):
             live.summary["epochs_run"] = len(head.history_)
+        chosen = {k: v for k, v in head.get_params().items() if k in CHOSEN_ON_VALIDATION}
+        if chosen:
+            live.summary["chosen"] = chosen
         live.summary["mode"] = mode
+        live.summary["head"] = head.name
 
     model_out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"mode": mode, "head": save_head(head), "classes": classes,
@@ -60,7 +70,8 @@ def main() -> None:
                 "logit_scale": float(text["logit_scale"]),
                 "model": train.model, "model_sha256": train.model_sha256}, model_out)
     print(f"train: {mode}-shot {head.name} head on {len(train.labels)} images, {len(classes)} classes"
-          + (f"; best epoch {head.best_epoch_} of {len(head.history_)}" if mode == "few" else "")
+          + (f"; best epoch {head.best_epoch_} of {len(head.history_)}" if getattr(head, "best_epoch_", None) else "")
+          + "".join(f"; {k}={v:g}" for k, v in chosen.items())
           + (f"; validation accuracy {val_acc:.3f}" if len(val.labels) else "") + f" -> {model_out}")
 
 

@@ -10,6 +10,9 @@ import synthetic  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # The classes of the synthetic few-shot task: one per colour, shapes mixed.
 CLASSES = ["red circle", "green square", "blue triangle", "yellow cross", "purple circle", "orange square"]
+# The same task with one class named with a word the tiny CLIP never saw ("crimson"): zero-shot
+# gets that class wrong, as real CLIP does with names it knows poorly, and few shots repair it.
+FOLDERS = {("crimson_circle" if c == "red circle" else c.replace(" ", "_")): c for c in CLASSES}
 
 
 @pytest.fixture(scope="session")

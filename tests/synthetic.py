@@ -135,11 +135,13 @@ def save_checkpoint(model: CLIP, path: Path, torchscript: bool = False) -> Path:
     return path
 
 
-def write_image_folder(root: Path, classes: list[str], per_class: int, seed: int, fmt: str = "jpg") -> Path:
-    """Write `root/<class_folder>/<i>.<fmt>` images; class folders use underscores for spaces."""
+def write_image_folder(root: Path, classes, per_class: int, seed: int, fmt: str = "jpg") -> Path:
+    """Write `root/<folder>/<i>.<fmt>` images. `classes` lists class names ("red circle", in
+    folder `red_circle`) or maps folder names to the class drawn in them."""
     rng = random.Random(seed)
-    for name in classes:
-        folder = Path(root) / name.replace(" ", "_")
+    folders = classes if isinstance(classes, dict) else {c.replace(" ", "_"): c for c in classes}
+    for folder_name, name in folders.items():
+        folder = Path(root) / folder_name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             render(name, rng, size=rng.choice((32, 48, 64))).save(folder / f"{i:03d}.{fmt}", quality=95)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CLASSES
+from conftest import FOLDERS
+from fewclip.heads import HEADS
 from helpers import copy_repo, set_params, sh, truncated_jpeg
 from synthetic import write_image_folder
 
@@ -20,11 +21,11 @@ def repo(tiny_checkpoint_ts, tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
     # The user's own photos in the reference layout under data/, pinned with `dvc add data`.
     data = repo / "data"
-    write_image_folder(data / "few_shot" / "train", CLASSES, 10, seed=10)
-    write_image_folder(data / "few_shot" / "test", CLASSES, 12, seed=11)
+    write_image_folder(data / "few_shot" / "train", FOLDERS, 20, seed=10)
+    write_image_folder(data / "few_shot" / "test", FOLDERS, 12, seed=11)
     write_image_folder(data / "zero_shot" / "test", ["blue circle"], 4, seed=12)
     # Messy input that must be used: grayscale, CMYK, RGBA, 16-bit, odd names.
-    red = data / "few_shot" / "train" / "red_circle"
+    red = data / "few_shot" / "train" / "crimson_circle"
     Image.open(red / "000.jpg").convert("L").save(red / "gray.jpg")
     Image.open(red / "001.jpg").convert("CMYK").save(red / "cmyk.jpg")
     Image.open(red / "002.jpg").convert("RGBA").save(red / "rgba.png")
@@ -35,7 +36,8 @@ def repo(tiny_checkpoint_ts, tmp_path_factory):
     (red / "notes.txt").write_text("not an image")
     (data / "few_shot" / "test" / "green_square" / "fake.jpg").write_text("a text file named .jpg")
     truncated_jpeg(data / "few_shot" / "test" / "green_square" / "cut.jpg")
-    set_params(repo, model=str(tiny_checkpoint_ts), **{"embed.num_workers": 1, "heads.mlp.epochs": 40})
+    set_params(repo, model=str(tiny_checkpoint_ts), **{"embed.num_workers": 1, "heads.mlp.epochs": 40,
+                                                       "shots.ks": [1, 16, "all"], "shots.seeds": 2})
     sh("dvc", "add", "data", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "synthetic setup", cwd=repo)
@@ -49,10 +51,10 @@ def read_json(path):
 
 def test_repro_runs_every_stage_and_reports_the_input(repo):
     repo, first = repo
-    assert ran(first.stdout) == {"split", "embed", "train", "evaluate"}
+    assert ran(first.stdout) == {"split", "embed", "train", "evaluate", "shots"}
     out = first.stdout + first.stderr
-    # train: 60 drawn + 4 in other colour modes; the @eaDir entry and notes.txt skipped
-    assert "train: 64 images in 6 classes; skipped 2 files (1 hidden or system entry, " \
+    # train: 120 drawn + 4 in other colour modes; the @eaDir entry and notes.txt skipped
+    assert "train: 124 images in 6 classes; skipped 2 files (1 hidden or system entry, " \
            "1 not an image file (extension))" in out
     # test: fake.jpg fails the header check in split; cut.jpg's header is fine, its data is not
     assert "test: 73 images in 6 classes; skipped 1 file (1 not an image (unrecognised file content))" in out
@@ -60,9 +62,9 @@ def test_repro_runs_every_stage_and_reports_the_input(repo):
     assert "fake.jpg: not an image (unrecognised file content)" in out
     assert "cut.jpg: cannot decode: image file is truncated" in out
     splits = read_json(repo / "splits" / "summary.json")
-    assert splits["classes"] == sorted(c.replace(" ", "_") for c in CLASSES)
+    assert splits["classes"] == sorted(FOLDERS)
     assert splits["novel_classes"] == ["blue_circle"]
-    assert splits["images"]["train"] + splits["images"]["val"] == 64
+    assert splits["images"]["train"] + splits["images"]["val"] == 124
     emb = read_json(repo / "features" / "summary.json")
     assert emb["images"]["test"] == 72 and [p for p, _ in emb["skipped"]["test"]][0].endswith("cut.jpg")
 
@@ -73,8 +75,9 @@ def test_features_follow_the_documented_format(repo):
     assert z["features"].dtype == np.float32 and z["features"].shape[1] == 64
     assert np.allclose(np.linalg.norm(z["features"], axis=1), 1, atol=1e-5)
     assert z["labels"].dtype == np.int64 and len(z["labels"]) == len(z["paths"]) == len(z["features"])
-    assert list(z["classes"]) == sorted(c.replace(" ", "_") for c in CLASSES)
-    assert any("deep 16-bit ü.png" in p for p in z["paths"])
+    assert list(z["classes"]) == sorted(FOLDERS)
+    pool = [*z["paths"], *np.load(repo / "features" / "val.npz")["paths"]]
+    assert sum(name in p for p in pool for name in ("gray.jpg", "cmyk.jpg", "rgba.png", "deep 16-bit ü.png")) == 4
     t = np.load(repo / "features" / "text.npz", allow_pickle=False)
     assert list(t["classes"]) == list(z["classes"]) + ["blue_circle"] and t["features"].shape == (7, 64)
     assert len(t["templates"]) >= 5 and float(t["logit_scale"]) > 1
@@ -84,9 +87,9 @@ def test_metrics_and_plots_hold_sane_values(repo):
     repo, _ = repo
     m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["test"]
     assert m["acc"] > 0.6 and 0.6 < m["balanced_acc"] <= 1  # chance: 1/6
-    assert set(m["per_class"]) == {c.replace(" ", "_") for c in CLASSES} and m["n_images"] == 72
+    assert set(m["per_class"]) == set(FOLDERS) and m["n_images"] == 72
     t = read_json(repo / "metrics" / "train" / "metrics.json")
-    assert 1 <= t["best_epoch"] <= t["epochs_run"] <= 40 and t["best_val_acc"] > 0.5
+    assert 1 <= t["best_epoch"] <= t["epochs_run"] <= 40 and t["best_val_acc"] > 0.5 and t["head"] == "mlp"
     acc = (repo / "metrics" / "train" / "plots" / "metrics" / "val" / "acc.tsv").read_text().splitlines()
     assert acc[0].split("\t") == ["step", "acc"] and len(acc) == t["epochs_run"] + 1
     cm = read_json(repo / "metrics" / "evaluate" / "plots" / "sklearn" / "confusion_matrix.json")
@@ -106,7 +109,7 @@ def test_nothing_reruns_and_train_params_do_not_re_embed(repo):
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "first run", cwd=repo)
     exp = sh("dvc", "exp", "run", "-S", "heads.mlp.lr=0.003", "-n", "lr3", cwd=repo)
-    assert ran(exp.stdout) == {"train", "evaluate"}
+    assert ran(exp.stdout) == {"train", "evaluate", "shots"}  # the curve uses the mlp settings too
     assert (repo / "features" / "train.npz").read_bytes() == before
 
 
@@ -118,10 +121,40 @@ def test_zero_shot_experiment_and_exp_show(repo):
     assert m["acc"] > 0.6
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
     exps = {e["name"]: e["revs"][0]["data"] for rev in shown for e in (rev.get("experiments") or [])}
-    assert set(exps) == {"lr3", "zero"}
+    assert {"lr3", "zero"} <= set(exps)
     for name, mode in (("lr3", "few"), ("zero", "zero")):
         assert exps[name]["params"]["params.yaml"]["data"]["mode"] == mode
         assert exps[name]["metrics"]["metrics/evaluate/metrics.json"]["data"]["test"]["acc"] > 0.6
+
+
+def test_every_head_beats_zero_shot_at_16_shots(repo):
+    """The shots stage of the real `dvc repro`: every head at 16 shots against zero-shot."""
+    repo, _ = repo
+    heads = read_json(repo / "metrics" / "shots" / "metrics.json")["heads"]
+    zero_shot = heads.pop("zero-shot")["16"]["mean"]
+    assert zero_shot < 0.95  # "crimson circle" is a name the tiny CLIP does not know
+    assert set(heads) == set(HEADS)
+    for name, by_k in heads.items():
+        assert set(by_k) == {"1", "16", "all"} and by_k["16"]["seeds"] == 2 and by_k["16"]["shots"] == 16
+        assert by_k["16"]["mean"] > zero_shot + 0.05, (name, by_k["16"], zero_shot)
+    for name in [*HEADS, "zero-shot"]:
+        rows = (repo / "metrics" / "shots" / "curves" / f"{name}.csv").read_text().splitlines()
+        assert rows[0] == "k,shots,acc,std" and len(rows) == 4
+    assert (repo / "plots" / "shots.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_text_prior_heads_through_train_and_evaluate(repo):
+    repo, _ = repo
+    for head in ("gda", "tip-adapter-f"):
+        exp = sh("dvc", "exp", "run", "-S", "mode=few", "-S", f"head={head}", "-n", head, cwd=repo)
+        assert ran(exp.stdout) == {"train", "evaluate"}
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
+    acc = {e["name"]: e["revs"][0]["data"]["metrics"]["metrics/evaluate/metrics.json"]["data"]["test"]["acc"]
+           for rev in shown for e in (rev.get("experiments") or [])}
+    for head in ("gda", "tip-adapter-f"):
+        assert acc[head] > acc["zero"] + 0.05, acc
+    chosen = read_json(repo / "metrics" / "train" / "metrics.json")["chosen"]
+    assert set(chosen) == {"alpha", "beta"}  # tip-adapter-f chose both on validation
 
 
 def test_same_params_same_numbers(repo):

@@ -1,0 +1,111 @@
+"""The few-shot heads on synthetic features with known structure.
+
+Ten Gaussian classes on the unit sphere in 64 dimensions; each class's "text embedding" is
+its mean plus noise, so the zero-shot classifier is informative but imperfect (about 72%
+here), and the Bayes-optimal classifier (nearest true mean; about 98%) is known.
+"""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from fewclip.heads import HEADS, TEXT_PRIOR_HEADS, ZeroShotHead, load_head, make_head, save_head
+from fewclip.shots import draw_shots
+
+C, D = 10, 64
+
+
+class World:
+    def __init__(self, seed=0, spread=2.0, text_noise=1.5):
+        rng = np.random.default_rng(seed)
+        self.means = self._unit(rng.normal(size=(C, D)))
+        self.text = self._unit(self.means + text_noise * rng.normal(size=(C, D)) / np.sqrt(D)).astype(np.float32)
+        self.spread = spread
+
+    @staticmethod
+    def _unit(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def draw(self, n_per_class, seed):
+        rng = np.random.default_rng(seed)
+        y = np.repeat(np.arange(C), n_per_class)
+        x = self._unit(self.means[y] + self.spread * rng.normal(size=(len(y), D)) / np.sqrt(D))
+        return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def world():
+    w = World()
+    w.test = w.draw(200, seed=999)
+    return w
+
+
+def acc(head, data):
+    x, y = data
+    return float((head.predict_proba(x).argmax(1) == y).mean())
+
+
+def fit(world, name, k, seed, n_val=4):
+    x, y = world.draw(k, seed=100 + seed)
+    xv, yv = world.draw(min(k, n_val), seed=200 + seed)
+    return make_head(name, None, world.text, 100.0, seed=seed).fit(x, y, xv, yv, n_classes=C)
+
+
+def test_the_world_is_as_described(world):
+    x, y = world.test
+    bayes = float(((x @ world.means.T).argmax(1) == y).mean())
+    zero_shot = acc(ZeroShotHead(world.text), world.test)
+    assert 0.95 < bayes and 0.6 < zero_shot < 0.8
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_every_head_nears_the_bayes_accuracy_with_enough_shots(world, name):
+    x, y = world.test
+    bayes = float(((x @ world.means.T).argmax(1) == y).mean())
+    assert acc(fit(world, name, 64, seed=0, n_val=16), world.test) > bayes - 0.04
+
+
+def test_text_prior_heads_beat_mlp_and_linear_at_one_and_two_shots(world):
+    for k in (1, 2):
+        mean = {name: np.mean([acc(fit(world, name, k, seed), world.test) for seed in range(5)]) for name in HEADS}
+        zero_shot = acc(ZeroShotHead(world.text), world.test)
+        for prior in TEXT_PRIOR_HEADS:
+            assert mean[prior] > max(mean["mlp"], mean["linear"]) + 0.02, (k, mean)
+            assert mean[prior] > zero_shot, (k, prior, mean[prior], zero_shot)
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_same_seed_same_numbers_and_the_saved_head_predicts_the_same(world, name):
+    a, b = fit(world, name, 4, seed=3), fit(world, name, 4, seed=3)
+    x, _ = world.test
+    assert np.array_equal(a.predict_proba(x), b.predict_proba(x))
+    buf = io.BytesIO()
+    torch.save(save_head(a), buf)
+    buf.seek(0)
+    again = load_head(torch.load(buf, weights_only=True))
+    assert type(again) is type(a) and again.get_params() == a.get_params()
+    assert np.allclose(again.predict_proba(x), a.predict_proba(x), atol=1e-6)
+
+
+def test_hyper_parameters_are_chosen_on_validation_only(world):
+    """Validation labels decide: shuffled validation labels must change the choice."""
+    x, y = world.draw(8, seed=1)
+    xv, yv = world.draw(4, seed=2)
+    honest = make_head("gda", None, world.text, 100.0).fit(x, y, xv, yv, n_classes=C)
+    shuffled = make_head("gda", None, world.text, 100.0).fit(x, y, xv, np.random.default_rng(0).permutation(yv), n_classes=C)
+    assert honest.alpha != shuffled.alpha
+    assert honest.alpha >= 1  # the class means are worth more than the noisy text prior here
+
+
+def test_draw_shots_is_stratified_disjoint_and_seeded():
+    labels = np.repeat(np.arange(4), [30, 10, 3, 1])
+    tr, va = draw_shots(labels, 8, 4, np.random.default_rng(0))
+    assert not set(tr) & set(va)
+    assert np.bincount(labels[tr], minlength=4).tolist() == [8, 8, 2, 1]
+    assert np.bincount(labels[va], minlength=4).tolist() == [4, 2, 1, 0]
+    tr2, va2 = draw_shots(labels, 8, 4, np.random.default_rng(0))
+    assert np.array_equal(tr, tr2) and np.array_equal(va, va2)
+    tr1, va1 = draw_shots(labels, 1, 4, np.random.default_rng(0))
+    assert np.bincount(labels[tr1]).tolist() == [1, 1, 1, 1] and np.bincount(labels[va1]).tolist() == [1, 1, 1]
