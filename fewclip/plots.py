@@ -11,6 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def model_label(model: str) -> str:
+    """A short name for a backbone in titles: a checkpoint's file name, or the CLIP name."""
+    return Path(model).name if Path(model).is_file() else model
+
+
 def confusion_matrix_png(cm: np.ndarray, classes: list[str], path: str | Path, title: str) -> None:
     """Row-normalised confusion matrix: rows are true classes, columns predictions."""
     n = len(classes)
@@ -63,6 +68,7 @@ def shots_curve_png(summary: dict, path: str | Path, title: str) -> None:
         x, y, err = zip(*points)
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=head)
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("training shots per class (mean; the last point is all available)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title)

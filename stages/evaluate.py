@@ -15,7 +15,7 @@ from fewclip.features import load_features
 from fewclip.heads import load_head
 from fewclip.metrics import classification_metrics
 from fewclip.params import run
-from fewclip.plots import confusion_matrix_png
+from fewclip.plots import confusion_matrix_png, model_label
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
                               [test.classes[i] for i in preds], name="confusion_matrix.json",
                               normalized=True, title="Test confusion matrix (row-normalised)")
     how = "zero-shot" if saved["mode"] == "zero" else f"few-shot {saved['head']['name']} head"
-    title = f"{Path(saved['model']).name if Path(saved['model']).is_file() else saved['model']}, {how}: test accuracy {m['acc']:.1%}"
+    title = f"{model_label(saved['model'])}, {how}: test accuracy {m['acc']:.1%}"
     confusion_matrix_png(m["confusion"], test.classes, png, title)
     print(f"evaluate: {title}, balanced {m['balanced_acc']:.1%} on {m['n']} images -> {live_dir}/, {png}")
 

@@ -17,7 +17,7 @@ from fewclip import UserError
 from fewclip.features import load_features
 from fewclip.heads import HEADS
 from fewclip.params import load_params, run
-from fewclip.plots import shots_curve_png
+from fewclip.plots import model_label, shots_curve_png
 from fewclip.shots import Features, shots_curve, summarize
 
 
@@ -57,7 +57,7 @@ def main() -> None:
             writer.writerow(["k", "shots", "acc", "std"])
             for k, v in by_k.items():
                 writer.writerow([k, round(v["shots"], 3), round(v["mean"], 5), round(v["std"], 5)])
-    shots_curve_png(summary, png, f"{sets['test'].model}: test accuracy vs shots ({cfg['seeds']} seeds)")
+    shots_curve_png(summary, png, f"{model_label(sets['test'].model)}: test accuracy vs shots ({cfg['seeds']} seeds)")
 
     ks = [str(k) for k in cfg["ks"]]
     print(f"{'head':<14}" + "".join(f"{k:>14}" for k in ks))

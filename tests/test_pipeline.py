@@ -36,7 +36,7 @@ def repo(tiny_checkpoint_ts, tmp_path_factory):
     (red / "notes.txt").write_text("not an image")
     (data / "few_shot" / "test" / "green_square" / "fake.jpg").write_text("a text file named .jpg")
     truncated_jpeg(data / "few_shot" / "test" / "green_square" / "cut.jpg")
-    set_params(repo, model=str(tiny_checkpoint_ts), **{"embed.num_workers": 1, "heads.mlp.epochs": 40,
+    set_params(repo, model=str(tiny_checkpoint_ts), head="mlp", **{"embed.num_workers": 1, "heads.mlp.epochs": 40,
                                                        "shots.ks": [1, 16, "all"], "shots.seeds": 2})
     sh("dvc", "add", "data", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
