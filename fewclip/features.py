@@ -13,6 +13,7 @@ classes, then novel ones), plus `templates` (str) and `logit_scale` (float scala
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +74,19 @@ class ImageFiles(Dataset):
             return torch.zeros(3, self.resolution, self.resolution), str(e) or "cannot decode"
 
 
+def resolve_workers(num_workers, device) -> int:
+    """`auto`: no worker processes on the CPU (on few cores they slow the forward down, which
+    needs every core: measured 18.0 against 16.4 images/s for ViT-B/32 on 2 cores), up to 8
+    on a GPU machine, where decoding would otherwise starve the GPU."""
+    if num_workers == "auto":
+        return 0 if getattr(device, "type", str(device)) == "cpu" else min(8, os.cpu_count() or 1)
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise UserError(f"params.yaml: embed.num_workers={num_workers!r} must be 'auto' or a whole number >= 0")
+    return num_workers
+
+
 def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: int = 0,
-                 desc: str = "embed") -> tuple[np.ndarray, list[str]]:
+                 desc: str = "embed", progress: bool = True) -> tuple[np.ndarray, list[str]]:
     """Features (n, dim) for `paths`, and for each path "" or the reason it could not be read.
 
     Rows of unreadable images are zeros; the caller drops them and reports the reasons.
@@ -84,7 +96,7 @@ def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: 
                         num_workers=num_workers, shuffle=False,
                         pin_memory=backbone.device.type == "cuda")
     feats, errors = [], []
-    with tqdm(total=len(paths), desc=desc, unit="img", leave=False) as bar:
+    with tqdm(total=len(paths), desc=desc, unit="img", leave=False, disable=not progress) as bar:
         for images, errs in loader:
             feats.append(backbone.encode_images(images).cpu().numpy())
             errors += list(errs)

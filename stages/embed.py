@@ -14,7 +14,7 @@ import numpy as np
 from fewclip import UserError
 from fewclip.backbone import load_backbone
 from fewclip.data import read_list
-from fewclip.features import FeatureSet, embed_images, save_features, save_npz
+from fewclip.features import FeatureSet, embed_images, resolve_workers, save_features, save_npz
 from fewclip.params import load_params, run
 from fewclip.prompts import text_classifier
 
@@ -41,7 +41,7 @@ def main() -> None:
         index = {c: i for i, c in enumerate(names)}
         t = time.perf_counter()
         feats, errors = embed_images(backbone, [path for path, _ in rows], e["batch_size"],
-                                     e["num_workers"], desc=split)
+                                     resolve_workers(e["num_workers"], backbone.device), desc=split)
         ok = [not err for err in errors]
         bad = [[path, err] for (path, _), err in zip(rows, errors) if err]
         for path, err in bad:
