@@ -15,6 +15,7 @@ classifier as a prior. `ZeroShotHead` is `mode: zero`.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -207,7 +208,7 @@ def _has(X_val) -> bool:
 
 
 def _score(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Validation score: accuracy, ties broken by lower cross-entropy."""
+    """Validation score: accuracy, then negative cross-entropy."""
     return float((logits.argmax(1) == y).float().mean()), -float(F.cross_entropy(logits, y))
 
 
@@ -260,7 +261,10 @@ class LinearProbe:
     def _fit_one(self, X, y, C, n_classes):
         from sklearn.linear_model import LogisticRegression
 
-        clf = LogisticRegression(C=C, max_iter=self.max_iter).fit(X, y)
+        with warnings.catch_warnings():
+            # with one or two shots sklearn warns that y "could represent a regression problem"
+            warnings.filterwarnings("ignore", message="The number of unique classes")
+            clf = LogisticRegression(C=C, max_iter=self.max_iter).fit(X, y)
         coef, icpt = torch.as_tensor(clf.coef_, dtype=torch.float32), torch.as_tensor(clf.intercept_, dtype=torch.float32)
         if len(clf.classes_) == 2:  # sklearn keeps one weight vector for two classes
             coef, icpt = torch.cat([-coef / 2, coef / 2]), torch.cat([-icpt / 2, icpt / 2])
