@@ -74,13 +74,13 @@ def check_header(path: str | Path) -> str | None:
         if os.path.getsize(path) == 0:
             return "empty file (0 bytes)"
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.size  # noqa: B018 - parses the header
     except UnidentifiedImageError:
         return "not an image (unrecognised file content)"
-    except Image.DecompressionBombError as e:
-        return f"refused: {e}"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return f"refused (decompression bomb): {e}"
     except (OSError, ValueError, SyntaxError) as e:
         return f"unreadable: {e}"
     return None
@@ -174,17 +174,22 @@ def load_rgb(path: str | Path) -> Image.Image:
 
     EXIF orientation is applied; transparency is composited onto white; 16-bit and 32-bit
     images are rescaled to 8 bits (PIL's own conversion would clip them); CMYK, palette and
-    grayscale images are converted. Raises BadImage with the reason when decoding fails.
+    grayscale images are converted. Images over PIL's `MAX_IMAGE_PIXELS` (about 89 million
+    pixels) are refused before decoding. Raises BadImage with the reason when decoding fails.
     """
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that: refuse those too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img)
     except UnidentifiedImageError:
         raise BadImage("not an image (unrecognised file content)") from None
-    except Image.DecompressionBombError as e:
-        raise BadImage(f"refused: {e}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadImage(f"refused (decompression bomb): {e}") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise BadImage(f"cannot decode: {e}") from None
 

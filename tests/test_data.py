@@ -113,3 +113,30 @@ def test_truncated_jpeg_raises_bad_image(tmp_path):
     (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(BadImage, match="cannot decode"):
         load_rgb(tmp_path / "cut.jpg")
+
+
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, monkeypatch):
+    """A small file that claims a huge image: refused from its header, with no memory blow-up."""
+    Image.new("L", (4000, 3000)).save(tmp_path / "bomb.png", optimize=True)  # 12 Mpixel, a few kB
+    assert (tmp_path / "bomb.png").stat().st_size < 100_000
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000_000)  # between 1x and 2x: PIL only warns
+    with pytest.raises(BadImage, match="decompression bomb"):
+        load_rgb(tmp_path / "bomb.png")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "bomb.png").rename(tmp_path / "c" / "bomb.png")
+    found = scan_folder(tmp_path)
+    assert found.samples == [] and found.skipped[0].reason.startswith("refused (decompression bomb)")
+
+
+def test_symlink_loops_and_broken_links_are_skipped_and_named(tmp_path):
+    cls = tmp_path / "car"
+    cls.mkdir()
+    _photo().save(cls / "ok.jpg")
+    (cls / "loop.jpg").symlink_to(cls / "loop.jpg")
+    (cls / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (cls / "sub").symlink_to(cls, target_is_directory=True)  # a folder loop: not followed
+    found = scan_folder(tmp_path)
+    assert [p.rsplit("/", 1)[1] for p, _ in found.samples] == ["ok.jpg"]
+    reasons = {s.path.rsplit("/", 1)[1]: s.reason for s in found.skipped}
+    assert set(reasons) == {"gone.jpg", "loop.jpg"}
+    assert all(r.startswith("unreadable") for r in reasons.values()), reasons
