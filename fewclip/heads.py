@@ -33,34 +33,54 @@ def _tensor(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float32)
 
 
-class ZeroShotHead:
+class _TextPrior:
+    """Shared by the heads that start from CLIP's zero-shot classifier. A head lists its
+    fitted tensors in `fitted`; `state_dict` / `from_state` save and restore them with the
+    text features."""
+
+    fitted: tuple[str, ...] = ()
+
+    def __init__(self, text_features, logit_scale: float):
+        if text_features is None:
+            raise UserError(f"head {self.name!r} needs the class text features (features/text.npz)")
+        self.text_features = _tensor(text_features)
+        self.logit_scale = float(logit_scale)
+
+    def zero_shot_logits(self, X: torch.Tensor) -> torch.Tensor:
+        return self.logit_scale * X @ self.text_features.T
+
+    def predict_proba(self, X) -> np.ndarray:
+        with torch.no_grad():
+            return self.logits(_tensor(X)).softmax(-1).numpy()
+
+    def state_dict(self) -> dict:
+        return {"text_features": self.text_features, **{k: getattr(self, k) for k in self.fitted}}
+
+    @classmethod
+    def from_state(cls, params: dict, state: dict):
+        head = cls(state["text_features"], **params)
+        for k in cls.fitted:
+            setattr(head, k, state[k])
+        return head
+
+
+class ZeroShotHead(_TextPrior):
     """CLIP zero-shot classification (Radford et al., ICML 2021): softmax over the scaled
     cosine similarity between image features and the class text features. Trains nothing."""
 
     name = "zero-shot"
 
     def __init__(self, text_features, logit_scale: float = 100.0):
-        self.text_features = _tensor(text_features)
-        self.logit_scale = float(logit_scale)
+        super().__init__(text_features, logit_scale)
 
     def fit(self, X=None, y=None, X_val=None, y_val=None, on_epoch=None) -> "ZeroShotHead":
         return self
 
-    def logits(self, X) -> torch.Tensor:
-        return self.logit_scale * _tensor(X) @ self.text_features.T
-
-    def predict_proba(self, X) -> np.ndarray:
-        return self.logits(X).softmax(-1).numpy()
+    def logits(self, X: torch.Tensor) -> torch.Tensor:
+        return self.zero_shot_logits(X)
 
     def get_params(self) -> dict:
         return {"logit_scale": self.logit_scale}
-
-    def state_dict(self) -> dict:
-        return {"text_features": self.text_features}
-
-    @classmethod
-    def from_state(cls, params: dict, state: dict) -> "ZeroShotHead":
-        return cls(state["text_features"], **params)
 
 
 def class_balanced_sampler(labels, generator: torch.Generator | None = None) -> WeightedRandomSampler:
@@ -226,23 +246,6 @@ def _grid(values) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-class _TextPrior:
-    """Shared by the heads that start from CLIP's zero-shot classifier."""
-
-    def __init__(self, text_features, logit_scale: float):
-        if text_features is None:
-            raise UserError(f"head {self.name!r} needs the class text features (features/text.npz)")
-        self.text_features = _tensor(text_features)
-        self.logit_scale = float(logit_scale)
-
-    def zero_shot_logits(self, X: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale * X @ self.text_features.T
-
-    def predict_proba(self, X) -> np.ndarray:
-        with torch.no_grad():
-            return self.logits(_tensor(X)).softmax(-1).numpy()
-
-
 class LinearProbe:
     """Linear probe: multinomial logistic regression on the features (Radford et al., ICML
     2021, sec. 3.2), scikit-learn's L-BFGS solver, the inverse regularisation strength C
@@ -309,6 +312,7 @@ class TipAdapter(_TextPrior):
     `epochs` with AdamW and a cosine schedule, as in the paper, before the search."""
 
     name = "tip-adapter"
+    fitted = ("keys", "values")
 
     def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0, beta: float = 5.5,
                  alphas=(0.1, 0.3, 1, 3, 10, 30, 100), betas=(0.5, 1, 2, 3.5, 5.5, 7.5, 10),
@@ -381,14 +385,6 @@ class TipAdapter(_TextPrior):
                 on_epoch(epoch, row)
         self.keys = keys.detach()
 
-    def state_dict(self) -> dict:
-        return {"text_features": self.text_features, "keys": self.keys, "values": self.values}
-
-    @classmethod
-    def from_state(cls, params: dict, state: dict) -> "TipAdapter":
-        head = cls(state["text_features"], **params)
-        head.keys, head.values = state["keys"], state["values"]
-        return head
 
 
 class TipAdapterF(TipAdapter):
@@ -412,6 +408,7 @@ class GDA(_TextPrior):
     with the total variance of the features."""
 
     name = "gda"
+    fitted = ("weight", "bias")
 
     def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0,
                  alphas=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100)):
@@ -430,7 +427,6 @@ class GDA(_TextPrior):
         from sklearn.covariance import ledoit_wolf
 
         X64, y = np.asarray(X, dtype=np.float64), np.asarray(y)
-        n_classes = n_classes or self.text_features.shape[0]
         present = np.unique(y)
         means = self.text_features.double().numpy().copy()  # an absent class keeps its text feature
         for c in present:
@@ -458,14 +454,6 @@ class GDA(_TextPrior):
             self.alpha = _choose(scores, len(yv), sorted(self.alphas))
         return self
 
-    def state_dict(self) -> dict:
-        return {"text_features": self.text_features, "weight": self.weight, "bias": self.bias}
-
-    @classmethod
-    def from_state(cls, params: dict, state: dict) -> "GDA":
-        head = cls(state["text_features"], **params)
-        head.weight, head.bias = state["weight"], state["bias"]
-        return head
 
 
 class ZSLinear(_TextPrior):
@@ -481,6 +469,7 @@ class ZSLinear(_TextPrior):
     training shots was tried and lost 3 points on synthetic features at 64 shots."""
 
     name = "zs-linear"
+    fitted = ("weight",)
 
     def __init__(self, text_features=None, logit_scale: float = 100.0, scale: float = 10.0, lam: float = 0.1,
                  lambdas=(0.0, 0.01, 0.1, 1.0, 10.0), epochs: int = 300, lr: float = 1e-3, seed: int = 0):
@@ -543,14 +532,6 @@ class ZSLinear(_TextPrior):
                 on_epoch(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
         return self
 
-    def state_dict(self) -> dict:
-        return {"text_features": self.text_features, "weight": self.weight}
-
-    @classmethod
-    def from_state(cls, params: dict, state: dict) -> "ZSLinear":
-        head = cls(state["text_features"], **params)
-        head.weight = state["weight"]
-        return head
 
 
 HEADS = {"mlp": MLPHead, "linear": LinearProbe, "tip-adapter": TipAdapter, "tip-adapter-f": TipAdapterF,

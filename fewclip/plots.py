@@ -37,25 +37,6 @@ def confusion_matrix_png(cm: np.ndarray, classes: list[str], path: str | Path, t
     plt.close(fig)
 
 
-def training_curves_png(history: list[dict], path: str | Path, title: str) -> None:
-    """Accuracy and loss per epoch, train and validation."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=120)
-    epochs = [h["epoch"] for h in history]
-    for ax, metric in zip(axes, ("acc", "loss")):
-        for split in ("train", "val"):
-            key = f"{split}/{metric}"
-            if history and key in history[0]:
-                ax.plot(epochs, [h[key] for h in history], label=split)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def shots_curve_png(summary: dict, path: str | Path, title: str) -> None:
     """Test accuracy versus shots per class, one line per head (mean and standard deviation
     over seeds), zero-shot as a horizontal reference line."""
