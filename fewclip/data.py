@@ -169,13 +169,16 @@ def read_list(path: str | Path) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows[1:]]
 
 
-def load_rgb(path: str | Path) -> Image.Image:
+def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
     """Decode an image to 8-bit RGB, the way a photo is meant to be seen.
 
     EXIF orientation is applied; transparency is composited onto white; 16-bit and 32-bit
     images are rescaled to 8 bits (PIL's own conversion would clip them); CMYK, palette and
     grayscale images are converted. Images over PIL's `MAX_IMAGE_PIXELS` (about 89 million
-    pixels) are refused before decoding. Raises BadImage with the reason when decoding fails.
+    pixels) are refused before decoding. With `min_side`, a large JPEG is decoded at a
+    reduced scale (1/2 to 1/8, in the decoder) that keeps both sides at least `min_side`:
+    a 10,000-pixel photo then never exists in memory at full size. Raises BadImage with the
+    reason when decoding fails.
     """
     try:
         with warnings.catch_warnings():
@@ -183,6 +186,8 @@ def load_rgb(path: str | Path) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
         with img:
+            if min_side and img.format == "JPEG":
+                img.draft("RGB", (min_side, min_side))
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img)

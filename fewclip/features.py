@@ -37,9 +37,16 @@ class FeatureSet:
 
 
 def save_npz(path: str | Path, **arrays) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+    """Write atomically: a temporary file in the same folder, renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> None:
@@ -69,7 +76,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            return self.preprocess(load_rgb(self.paths[i])), ""
+            return self.preprocess(load_rgb(self.paths[i], min_side=self.resolution)), ""
         except BadImage as e:
             return torch.zeros(3, self.resolution, self.resolution), str(e) or "cannot decode"
 
@@ -85,23 +92,83 @@ def resolve_workers(num_workers, device) -> int:
     return num_workers
 
 
+def iter_embed(backbone, paths: list[str], batch_size: int = 64, num_workers: int = 0,
+               desc: str = "embed", progress: bool = True):
+    """Yields (features (b, dim) float32, errors) batch by batch, in the order of `paths`;
+    an error is "" or the reason that image could not be read (its row is then zeros)."""
+    resolution = int(backbone.model.visual.input_resolution)
+    loader = DataLoader(ImageFiles(paths, backbone.preprocess, resolution), batch_size=batch_size,
+                        num_workers=num_workers, shuffle=False,
+                        pin_memory=backbone.device.type == "cuda")
+    with tqdm(total=len(paths), desc=desc, unit="img", leave=False, disable=not progress) as bar:
+        for images, errs in loader:
+            feats = backbone.encode_images(images).cpu().numpy().astype(np.float32)
+            feats[[bool(e) for e in errs]] = 0.0
+            yield feats, list(errs)
+            bar.update(len(errs))
+
+
 def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: int = 0,
                  desc: str = "embed", progress: bool = True) -> tuple[np.ndarray, list[str]]:
     """Features (n, dim) for `paths`, and for each path "" or the reason it could not be read.
 
     Rows of unreadable images are zeros; the caller drops them and reports the reasons.
     """
-    resolution = int(backbone.model.visual.input_resolution)
-    loader = DataLoader(ImageFiles(paths, backbone.preprocess, resolution), batch_size=batch_size,
-                        num_workers=num_workers, shuffle=False,
-                        pin_memory=backbone.device.type == "cuda")
     feats, errors = [], []
-    with tqdm(total=len(paths), desc=desc, unit="img", leave=False, disable=not progress) as bar:
-        for images, errs in loader:
-            feats.append(backbone.encode_images(images).cpu().numpy())
-            errors += list(errs)
-            bar.update(len(errs))
+    for f, errs in iter_embed(backbone, paths, batch_size, num_workers, desc, progress):
+        feats.append(f)
+        errors += errs
     dim = int(backbone.model.text_projection.shape[1])
-    out = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
-    out[[bool(e) for e in errors]] = 0.0
-    return out.astype(np.float32), errors
+    return (np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)), errors
+
+
+@dataclass
+class CacheStats:
+    cached: int = 0     # images whose features came from the cache
+    embedded: int = 0   # images run through the backbone (and stored)
+    failed: int = 0     # images that could not be read or decoded
+
+
+def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_workers: int = 0,
+                 desc: str = "embed", progress: bool = True, stats: CacheStats | None = None
+                 ) -> tuple[np.ndarray, list[str]]:
+    """`embed_images` through a `fewclip.cache.FeatureCache`: only images whose content is
+    not cached yet go through the backbone, and each batch is stored as soon as it is done,
+    so a killed run loses at most one batch of work. Files with the same content are
+    embedded once. Returns what `embed_images` returns."""
+    from .cache import file_sha256
+
+    stats = stats if stats is not None else CacheStats()
+    dim = int(backbone.model.text_projection.shape[1])
+    out = np.zeros((len(paths), dim), np.float32)
+    errors = [""] * len(paths)
+    keys: list[str | None] = []
+    for i, path in enumerate(paths):
+        try:
+            keys.append(file_sha256(path))
+        except OSError as e:
+            keys.append(None)
+            errors[i] = f"cannot read: {e.strerror or e}"
+    todo: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        hit = cache.get(key)
+        if hit is not None and hit.shape == (dim,):
+            out[i] = hit
+            stats.cached += 1
+        else:
+            todo.setdefault(key, []).append(i)
+    order = list(todo)
+    done = 0
+    for feats, errs in iter_embed(backbone, [paths[todo[k][0]] for k in order], batch_size,
+                                  num_workers, desc, progress):
+        for key, f, err in zip(order[done:done + len(errs)], feats, errs):
+            for i in todo[key]:
+                out[i], errors[i] = f, err
+            if not err:
+                cache.put(key, f)
+                stats.embedded += len(todo[key])
+        done += len(errs)
+    stats.failed += sum(bool(e) for e in errors)
+    return out, errors

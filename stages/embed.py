@@ -14,7 +14,9 @@ import numpy as np
 from fewclip import UserError
 from fewclip.backbone import load_backbone
 from fewclip.data import read_list
-from fewclip.features import FeatureSet, embed_images, resolve_workers, save_features, save_npz
+from fewclip.cache import FeatureCache
+from fewclip.features import (CacheStats, FeatureSet, embed_cached, embed_images, resolve_workers,
+                              save_features, save_npz)
 from fewclip.params import load_params, run
 from fewclip.prompts import text_classifier
 
@@ -34,14 +36,24 @@ def main() -> None:
     print(f"embed: {p['model']} on {backbone.device} (sha256 {backbone.sha256[:12]}), "
           f"loaded in {time.perf_counter() - start:.1f}s")
 
-    summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}}
+    cache = None
+    if e.get("feature_cache"):
+        cache = FeatureCache(e["feature_cache"], backbone.sha256, str(backbone.dtype).removeprefix("torch."))
+        stale = cache.prune_temp() if cache.dir.is_dir() else 0
+        print(f"embed: feature cache {cache.dir}" + (f" (removed {stale} partial entries of a killed run)" if stale else ""))
+    workers = resolve_workers(e["num_workers"], backbone.device)
+    summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}, "cache": {}}
     for split in SPLITS:
         rows = read_list(splits / f"{split}.csv")
         names = novel if split == "zero_shot" else classes
         index = {c: i for i, c in enumerate(names)}
         t = time.perf_counter()
-        feats, errors = embed_images(backbone, [path for path, _ in rows], e["batch_size"],
-                                     resolve_workers(e["num_workers"], backbone.device), desc=split)
+        paths, stats = [path for path, _ in rows], CacheStats()
+        if cache is None:
+            feats, errors = embed_images(backbone, paths, e["batch_size"], workers, desc=split)
+            stats.embedded = sum(not err for err in errors)
+        else:
+            feats, errors = embed_cached(backbone, paths, cache, e["batch_size"], workers, desc=split, stats=stats)
         ok = [not err for err in errors]
         bad = [[path, err] for (path, _), err in zip(rows, errors) if err]
         for path, err in bad:
@@ -56,7 +68,9 @@ def main() -> None:
             classes=names, paths=[path for path, _ in kept], model=p["model"], model_sha256=backbone.sha256))
         summary["images"][split] = len(kept)
         summary["skipped"][split] = bad
-        print(f"embed: {split}: {len(kept)} images in {time.perf_counter() - t:.1f}s"
+        summary["cache"][split] = {"cached": stats.cached, "embedded": stats.embedded}
+        print(f"embed: {split}: {len(kept)} images ({stats.embedded} embedded, {stats.cached} from cache) "
+              f"in {time.perf_counter() - t:.1f}s"
               + (f", skipped {len(bad)} that could not be decoded" if bad else ""))
 
     text = text_classifier(backbone, classes + novel, e["templates"])

@@ -4,6 +4,7 @@ Writes the trained artefact <model_out> (head, class names, prompts, backbone id
 logs per-epoch train/validation accuracy and loss with dvclive into <live_dir>.
 """
 
+import math
 import sys
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def main() -> None:
             live.summary["best_epoch"] = head.best_epoch_
         if getattr(head, "history_", None):
             live.summary["epochs_run"] = len(head.history_)
-        chosen = {k: v for k, v in head.get_params().items() if k in CHOSEN_ON_VALIDATION}
+        # JSON has no infinity: zs-linear's "stayed at the text features" is lam = inf
+        chosen = {k: (v if math.isfinite(v) else str(v)) for k, v in head.get_params().items()
+                  if k in CHOSEN_ON_VALIDATION}
         if chosen:
             live.summary["chosen"] = chosen
         live.summary["mode"] = mode
@@ -71,7 +74,7 @@ def main() -> None:
                 "model": train.model, "model_sha256": train.model_sha256}, model_out)
     print(f"train: {mode}-shot {head.name} head on {len(train.labels)} images, {len(classes)} classes"
           + (f"; best epoch {head.best_epoch_} of {len(head.history_)}" if getattr(head, "best_epoch_", None) else "")
-          + "".join(f"; {k}={v:g}" for k, v in chosen.items())
+          + "".join(f"; {k}={v}" for k, v in chosen.items())
           + (f"; validation accuracy {val_acc:.3f}" if len(val.labels) else "") + f" -> {model_out}")
 
 

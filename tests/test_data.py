@@ -140,3 +140,39 @@ def test_symlink_loops_and_broken_links_are_skipped_and_named(tmp_path):
     reasons = {s.path.rsplit("/", 1)[1]: s.reason for s in found.skipped}
     assert set(reasons) == {"gone.jpg", "loop.jpg"}
     assert all(r.startswith("unreadable") for r in reasons.values()), reasons
+
+
+def test_a_10000_pixel_wide_photo_is_decoded_at_a_reduced_scale(tmp_path):
+    rng = np.random.default_rng(1)
+    wide = Image.fromarray(rng.integers(0, 255, (600, 10_000, 3), dtype=np.uint8))
+    wide.save(tmp_path / "wide.jpg", quality=70)
+    wide.save(tmp_path / "wide.png")
+    small = load_rgb(tmp_path / "wide.jpg", min_side=224)
+    assert small.size == (5000, 300)  # halved in the JPEG decoder: both sides stay >= 224
+    assert load_rgb(tmp_path / "wide.jpg").size == (10_000, 600)
+    assert load_rgb(tmp_path / "wide.png", min_side=224).size == (10_000, 600)  # PNG: full size, fine
+
+
+def test_an_unreadable_file_is_named_and_skipped(tmp_path, monkeypatch):
+    import builtins
+    import os
+
+    cls = tmp_path / "car"
+    cls.mkdir()
+    _photo().save(cls / "ok.jpg")
+    _photo().save(cls / "locked.jpg")
+    (cls / "locked.jpg").chmod(0)
+    if os.geteuid() == 0:  # root reads mode-000 files anyway: refuse the open as the kernel would
+        real_open = builtins.open
+
+        def no_access(file, *args, **kwargs):
+            if str(file).endswith("locked.jpg"):
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", no_access)
+    found = scan_folder(tmp_path)
+    assert [p.rsplit("/", 1)[1] for p, _ in found.samples] == ["ok.jpg"]
+    assert found.skipped[0].path.endswith("locked.jpg") and "Permission denied" in found.skipped[0].reason
+    with pytest.raises(BadImage, match="Permission denied"):
+        load_rgb(cls / "locked.jpg")

@@ -1,0 +1,74 @@
+"""The per-image feature cache: features are computed once per backbone and image content.
+
+Layout under the `embed.feature_cache` directory:
+
+    <root>/<backbone sha256[:16]>-<dtype>/<content sha256[:2]>/<content sha256>.npy
+
+The key is the SHA-256 of the image file's bytes, so a renamed or moved file is found again
+and an edited one is embedded anew; the backbone part is its checkpoint's SHA-256 (not its
+name) and its precision (float16 on a GPU, float32 on the CPU give slightly different
+features). Each entry is written to a temporary file in the same folder and renamed into
+place (`os.replace`, atomic on POSIX and Windows), so a process killed at any moment leaves
+either a whole entry or none; stray temporary files are ignored and removed by `prune_temp`.
+The cache is safe to delete at any time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+TEMP_PREFIX = ".tmp-"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class FeatureCache:
+    """Image features keyed by content hash, for one backbone checkpoint and precision."""
+
+    def __init__(self, root: str | Path, model_sha256: str, dtype: str):
+        self.dir = Path(root).expanduser() / f"{model_sha256[:16]}-{dtype}"
+
+    def _path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.npy"
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached feature for content hash `key`, or None (also for an unreadable entry)."""
+        try:
+            return np.load(self._path(key), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, feature: np.ndarray) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".npy", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, np.asarray(feature, dtype=np.float32), allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.dir.glob("*/*.npy") if not _.name.startswith(TEMP_PREFIX))
+
+    def prune_temp(self) -> int:
+        """Remove temporary files left by a killed run; returns how many."""
+        stale = list(self.dir.glob(f"*/{TEMP_PREFIX}*"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
