@@ -29,6 +29,13 @@ def random_clip(arch: str, seed: int = 0) -> CLIP:
     return CLIP(*ARCHITECTURES[arch]).eval()
 
 
+def save_state_dict(model: CLIP, path) -> str:
+    """Save as OpenAI ships weights (fp16), as a plain state dict; returns the path."""
+    convert_weights(model)
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("arch", choices=sorted(ARCHITECTURES))
@@ -36,8 +43,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model = random_clip(args.arch, args.seed)
-    convert_weights(model)  # fp16, as OpenAI ships them
-    torch.save(model.state_dict(), args.out)
+    save_state_dict(model, args.out)
     print(f"wrote {args.out}: random {args.arch}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters")
 
 

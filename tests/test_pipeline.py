@@ -36,7 +36,9 @@ def repo(tiny_checkpoint_ts, tmp_path_factory):
     (red / "notes.txt").write_text("not an image")
     (data / "few_shot" / "test" / "green_square" / "fake.jpg").write_text("a text file named .jpg")
     truncated_jpeg(data / "few_shot" / "test" / "green_square" / "cut.jpg")
+    cache = tmp_path_factory.mktemp("feature-cache")
     set_params(repo, model=str(tiny_checkpoint_ts), head="mlp", **{"embed.num_workers": 1, "heads.mlp.epochs": 40,
+                                                       "embed.feature_cache": str(cache),
                                                        "shots.ks": [1, 16, "all"], "shots.seeds": 2})
     sh("dvc", "add", "data", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
@@ -166,3 +168,19 @@ def test_same_params_same_numbers(repo):
     before = read_json(repo / "metrics" / "evaluate" / "metrics.json")
     sh("dvc", "repro", "--force", "train", "evaluate", cwd=repo)
     assert read_json(repo / "metrics" / "evaluate" / "metrics.json") == before
+
+
+def test_adding_images_embeds_only_those(repo):
+    """Five new photos and a renamed one: `dvc repro` re-splits and re-embeds, but only the
+    five new images go through the backbone."""
+    repo, _ = repo
+    sh("dvc", "exp", "apply", "lr3", cwd=repo)
+    train = repo / "data" / "few_shot" / "train"
+    for i, path in enumerate(sorted((train / "green_square").glob("*.jpg"))[:5]):
+        Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(train / "green_square" / f"new {i}.jpg")
+    (train / "blue_triangle" / "000.jpg").rename(train / "blue_triangle" / "renamed.jpg")
+    out = sh("dvc", "repro", cwd=repo).stdout
+    assert {"split", "embed"} <= ran(out)
+    cache = read_json(repo / "features" / "summary.json")["cache"]
+    assert sum(c["embedded"] for c in cache.values()) == 5, cache
+    assert sum(c["cached"] for c in cache.values()) == sum(read_json(repo / "features" / "summary.json")["images"].values()) - 5

@@ -19,7 +19,7 @@ def project(tmp_path):
     write_image_folder(tmp_path / "d" / "train", CLASSES[:3], 3, seed=0)
     write_image_folder(tmp_path / "d" / "test", CLASSES[:3], 2, seed=1)
     set_params(tmp_path, **{"data.train_dir": "d/train", "data.test_dir": "d/test", "data.zero_shot_dir": "",
-                            "embed.num_workers": 0})
+                            "embed.num_workers": 0, "embed.feature_cache": "feature-cache"})
     return tmp_path
 
 

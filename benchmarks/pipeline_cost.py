@@ -1,0 +1,109 @@
+"""What the feature cache saves: `dvc repro` timings and the original project's cost.
+
+In a temporary copy of the repository, with the reference images and random weights of a
+full CLIP architecture (speed does not depend on the values), runs and times:
+  1. `dvc repro` from scratch, with an empty feature cache;
+  2. `dvc repro` again with nothing changed (nothing should run);
+  3. `dvc repro` after adding 5 new training photos (mirror images of existing ones):
+     split, embed, train, evaluate and shots rerun, but only the 5 images are embedded.
+Then compares one cached embedding pass with the original project's approach, which ran the
+backbone on every training and validation image in every epoch (about 100) and once more on
+the test images: the ratio of backbone forwards, and of time at the measured throughput.
+
+    python benchmarks/pipeline_cost.py --data ../shared/datasets/vehicles --arch ViT-B/32
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from PIL import Image
+
+from random_checkpoint import random_clip, save_state_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sh(*cmd, cwd) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start, proc.stdout
+
+
+def stages_run(stdout: str) -> list[str]:
+    return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage '")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT / "data", help="the reference data folder")
+    parser.add_argument("--arch", default="ViT-B/32")
+    parser.add_argument("--epochs", type=int, default=100, help="the original project's epochs")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fewclip-cost-"))
+    repo = work / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for f in files:
+        if (ROOT / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    shutil.copytree(args.data, repo / "data", symlinks=True)
+    checkpoint = save_state_dict(random_clip(args.arch), work / f"random-{args.arch.replace('/', '-')}.pt")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["model"] = str(checkpoint)
+    params["embed"]["feature_cache"] = str(work / "feature-cache")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "bench"]):
+        sh(*cmd, cwd=repo)
+
+    rows = []
+    t, out = sh("dvc", "repro", cwd=repo)
+    summary = json.loads((repo / "features" / "summary.json").read_text())
+    embed_line = next(line for line in out.splitlines() if line.startswith("embed: done in "))
+    rows.append(("first `dvc repro`, empty feature cache", t, stages_run(out), summary["cache"],
+                 float(embed_line.split()[3].rstrip("s"))))
+    t, out = sh("dvc", "repro", cwd=repo)
+    rows.append(("second `dvc repro`, nothing changed", t, stages_run(out), None, None))
+    train = repo / "data" / "few_shot" / "train"
+    cls = sorted(p for p in train.iterdir() if p.is_dir() and not p.name.startswith((".", "@")))[0]
+    photos = sorted(p for p in cls.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:5]
+    for i, p in enumerate(photos):
+        Image.open(p).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(cls / f"added-{i}.jpg")
+    t, out = sh("dvc", "repro", cwd=repo)
+    after = json.loads((repo / "features" / "summary.json").read_text())
+    rows.append(("`dvc repro` after adding 5 photos", t, stages_run(out), after["cache"], None))
+
+    print(f"{args.arch}, random weights, {sum(summary['images'].values())} images, {repo}")
+    print("| run | wall time | stages run | images embedded / from cache |")
+    print("|---|---|---|---|")
+    for what, t, ran, cache, _ in rows:
+        counts = "-" if cache is None else (f"{sum(c['embedded'] for c in cache.values())} / "
+                                            f"{sum(c['cached'] for c in cache.values())}")
+        print(f"| {what} | {t:.1f} s | {', '.join(ran) or 'none'} | {counts} |")
+
+    n = summary["images"]
+    trainval, total = n["train"] + n["val"], sum(n.values())
+    original = args.epochs * trainval + n["test"] + n["zero_shot"]
+    embed_s = rows[0][4]
+    print(f"\nbackbone forwards: original approach {args.epochs} epochs x {trainval} train+val images "
+          f"+ {n['test'] + n['zero_shot']} test = {original}; cached: {total} once; "
+          f"ratio {original / total:.0f}x")
+    print(f"time at this machine's end-to-end embedding rate ({total / embed_s:.1f} images/s, the first "
+          f"embed stage): original about {original * embed_s / total / 60:.0f} min of embedding, "
+          f"cached {embed_s:.0f} s once, then {rows[2][1]:.0f} s for the whole `dvc repro` after adding 5 photos")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
