@@ -22,3 +22,19 @@ def classification_metrics(y_true, proba, classes: list[str]) -> dict:
         "confusion": MulticlassConfusionMatrix(num_classes=n, normalize="true")(preds, target).numpy(),
         "n": int(len(target)),
     }
+
+
+def gzsl_metrics(y_true, proba, classes: list[str], n_trained: int) -> dict:
+    """Generalised zero-shot metrics: one prediction over every class (trained, then novel)
+    for every test image. `seen` and `novel` are the mean per-class accuracy over the trained
+    and over the novel classes present in `y_true` (the usual GZSL protocol, Xian et al.,
+    TPAMI 2018), `harmonic` their harmonic mean; plus plain accuracy and the confusion matrix."""
+    m = classification_metrics(y_true, proba, classes)
+    trained, novel = classes[:n_trained], classes[n_trained:]
+    seen = [m["per_class"][c] for c in trained if c in m["per_class"]]
+    unseen = [m["per_class"][c] for c in novel if c in m["per_class"]]
+    s = float(np.mean(seen)) if seen else float("nan")
+    u = float(np.mean(unseen)) if unseen else float("nan")
+    h = float("nan") if np.isnan(s) or np.isnan(u) else 2 * s * u / (s + u) if s + u > 0 else 0.0
+    return {"seen": s, "novel": u, "harmonic": h, "acc": m["acc"], "per_class": m["per_class"],
+            "confusion": m["confusion"], "n": m["n"]}

@@ -83,6 +83,14 @@ def shots_grid_png(summaries: dict, path: str | Path, title: str) -> None:
     _save(fig, path)
 
 
+def message_png(path: str | Path, text: str) -> None:
+    """A figure that only says `text`: for a declared plot that has nothing to show this run."""
+    fig, ax = plt.subplots(figsize=(6, 1.5), dpi=100)
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    _save(fig, path)
+
+
 def _save(fig, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -28,12 +28,31 @@ def check_templates(templates: list[str]) -> list[str]:
     return list(templates)
 
 
-def text_classifier(backbone, class_names: list[str], templates: list[str]) -> np.ndarray:
-    """(n_classes, dim) float32 array of L2-normalised ensemble text features."""
+def class_prompts(classes: list[str], names: dict | None = None) -> dict[str, list[str]]:
+    """The words each class's prompts use: its entry in `names` (the `classes.prompts` param:
+    one or more names or short descriptions), else its folder name made readable."""
+    names = names or {}
+    out = {}
+    for c in classes:
+        given = names.get(c)
+        if given is None:
+            out[c] = [class_prompt_name(c)]
+        elif isinstance(given, str):
+            out[c] = [given]
+        elif isinstance(given, list) and given and all(isinstance(g, str) and g.strip() for g in given):
+            out[c] = list(given)
+        else:
+            raise UserError(f"params.yaml: classes.prompts.{c} must be a name or a list of names, not {given!r}")
+    return out
+
+
+def text_classifier(backbone, class_names: list[str], templates: list[str],
+                    names: dict | None = None) -> np.ndarray:
+    """(n_classes, dim) float32 array of L2-normalised ensemble text features: every template
+    filled with every name of the class (`class_prompts`), averaged."""
     templates = check_templates(templates)
     rows = []
-    for name in class_names:
-        words = class_prompt_name(name)
-        emb = backbone.encode_texts([t.format(words) for t in templates])  # already normalised
+    for words in class_prompts(class_names, names).values():
+        emb = backbone.encode_texts([t.format(w) for w in words for t in templates])  # already normalised
         rows.append(F.normalize(emb.mean(0), dim=-1))
     return torch.stack(rows).cpu().numpy().astype(np.float32)

@@ -73,7 +73,12 @@ def main() -> None:
               f"in {time.perf_counter() - t:.1f}s"
               + (f", skipped {len(bad)} that could not be decoded" if bad else ""))
 
-    text = text_classifier(backbone, classes + novel, e["templates"])
+    prompts = (p.get("classes") or {}).get("prompts") or {}
+    unused = sorted(set(prompts) - set(classes) - set(novel))
+    if unused:
+        print(f"warning: params.yaml classes.prompts names {unused}, neither trained nor novel: not used",
+              file=sys.stderr)
+    text = text_classifier(backbone, classes + novel, e["templates"], prompts)
     save_npz(out / "text.npz", features=text, classes=np.array(classes + novel, dtype=str),
              templates=np.array(e["templates"], dtype=str), logit_scale=backbone.logit_scale,
              model=p["model"], model_sha256=backbone.sha256)

@@ -37,11 +37,17 @@ def main() -> None:
         if test.counts()[c] == 0:
             print(f"warning: {test.root / c}: no usable test image; class {c!r} is not evaluated",
                   file=sys.stderr)
+    novel = list((p.get("classes") or {}).get("novel") or [])
+    trained_novel = sorted(set(novel) & set(train.classes))
+    if trained_novel:
+        raise UserError(f"params.yaml: classes.novel {trained_novel} have training folders in {train.root}; "
+                        "a novel class is known by name only")
     if zero:
-        seen = sorted(set(zero.classes) & set(train.classes))
-        if seen:
-            raise UserError(f"{zero.root}: class(es) {seen} also have training images; "
-                            "zero-shot test classes must be novel")
+        stray = sorted(set(zero.classes) - set(novel))
+        if stray:
+            raise UserError(f"{zero.root}: test class(es) {stray} are neither trained (no folder in "
+                            f"{train.root}) nor novel (params.yaml classes.novel: {novel}); "
+                            "add them to classes.novel or remove the folders")
 
     tr, va = stratified_split(train.samples, p["split"]["val_fraction"], p["seed"])
     write_list(out / "train.csv", tr)
@@ -50,7 +56,7 @@ def main() -> None:
     write_list(out / "zero_shot.csv", zero.samples if zero else [])
     summary = {
         "classes": train.classes,
-        "novel_classes": zero.classes if zero else [],
+        "novel_classes": novel,
         "images": {"train": len(tr), "val": len(va), "test": len(test.samples),
                    "zero_shot": len(zero.samples) if zero else 0},
         "skipped": {str(f.root): {"count": len(f.skipped),

@@ -16,6 +16,7 @@ from fewclip import UserError
 from fewclip.features import load_features
 from fewclip.heads import ZeroShotHead, make_head, save_head
 from fewclip.params import choice, load_params, run
+from fewclip.prompts import class_prompts
 
 
 # Hyper-parameters that heads choose on the validation features; logged with the metrics.
@@ -70,6 +71,8 @@ def main() -> None:
                 "text_features": torch.from_numpy(text["features"]),
                 "text_classes": [str(c) for c in text["classes"]],
                 "templates": [str(t) for t in text["templates"]],
+                "prompts": class_prompts([str(c) for c in text["classes"]], (p.get("classes") or {}).get("prompts")),
+                "seen_bias": float((p.get("gzsl") or {}).get("seen_bias", 0.0)),
                 "logit_scale": float(text["logit_scale"]),
                 "model": train.model, "model_sha256": train.model_sha256}, model_out)
     print(f"train: {mode}-shot {head.name} head on {len(train.labels)} images, {len(classes)} classes"

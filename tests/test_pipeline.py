@@ -39,6 +39,8 @@ def repo(tiny_checkpoint_ts, tmp_path_factory):
     cache = tmp_path_factory.mktemp("feature-cache")
     set_params(repo, model=str(tiny_checkpoint_ts), head="mlp", **{"embed.num_workers": 1, "heads.mlp.epochs": 40,
                                                        "embed.feature_cache": str(cache),
+                                                       "classes.novel": ["blue_circle"],
+                                                       "classes.prompts": {"blue_circle": ["blue circle", "blue disc"]},
                                                        "shots.ks": [1, 16, "all"], "shots.seeds": 2})
     sh("dvc", "add", "data", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
@@ -168,6 +170,39 @@ def test_same_params_same_numbers(repo):
     before = read_json(repo / "metrics" / "evaluate" / "metrics.json")
     sh("dvc", "repro", "--force", "train", "evaluate", cwd=repo)
     assert read_json(repo / "metrics" / "evaluate" / "metrics.json") == before
+
+
+def test_generalised_zero_shot_metrics(repo):
+    repo, _ = repo
+    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["gzsl"]
+    assert set(m) >= {"seen", "novel", "harmonic", "acc", "per_class", "n_images"}
+    assert m["n_images"] == 12 * 6 + 4  # the trained classes' test images and the novel ones
+    assert m["novel"] > 0.5 and m["seen"] > 0.6  # chance: 1/7
+    assert m["harmonic"] == pytest.approx(2 * m["seen"] * m["novel"] / (m["seen"] + m["novel"]), abs=1e-6)
+    assert (repo / "plots" / "gzsl_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert "gzsl_confusion_matrix" in sh("dvc", "plots", "show", "--json", cwd=repo).stdout
+
+
+def test_predict_command_formats_bad_files_and_new_classes(repo):
+    repo, _ = repo
+    photos = write_image_folder(repo.parent / "new-photos", ["green circle"], 3, seed=21)
+    (photos / "green_circle" / "broken.jpg").write_bytes(b"not an image at all")
+    (photos / "empty").mkdir()
+    predict = ["python", "-m", "fewclip.predict", str(photos), "--top-k", "2"]
+    as_json = sh("python", "-m", "fewclip.predict", str(photos), str(photos / "empty"), "--top-k", "2",
+                 "--format", "json", "--add-class", "green circle", cwd=repo)
+    rows = json.loads(as_json.stdout)
+    assert len(rows) == 3 and all(len(r["predictions"]) == 2 for r in rows)
+    assert sum(r["predictions"][0]["class"] == "green circle" for r in rows) >= 2, rows
+    assert "broken.jpg: skipped" in as_json.stderr and "empty: no image files" in as_json.stderr
+    assert "3 of 4 images classified over 8 classes (2 novel)" in as_json.stderr
+    as_csv = sh(*predict, "--format", "csv", cwd=repo).stdout.splitlines()
+    assert as_csv[0] == "path,rank,class,probability" and len(as_csv) == 1 + 3 * 2
+    assert all(row.split(",")[2] != "green circle" for row in as_csv[1:])  # not added this time
+    table = sh(*predict, cwd=repo).stdout.splitlines()
+    assert len(table) == 3 and all("%" in line for line in table)
+    bad = sh("python", "-m", "fewclip.predict", str(photos / "empty"), cwd=repo, check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().endswith("no image to classify in " + str(photos / "empty"))
 
 
 def test_adding_images_embeds_only_those(repo):

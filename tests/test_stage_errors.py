@@ -56,11 +56,18 @@ def test_missing_data_folder_is_named(project):
     assert "d/nothing-here: data folder not found" in msg
 
 
-def test_zero_shot_classes_must_be_novel(project):
-    write_image_folder(project / "d" / "zs", CLASSES[:1], 2, seed=3)
-    set_params(project, **{"data.zero_shot_dir": "d/zs"})
+def test_zero_shot_test_classes_must_be_declared_novel(project):
+    write_image_folder(project / "d" / "zs", CLASSES[3:5], 2, seed=3)
+    set_params(project, **{"data.zero_shot_dir": "d/zs", "classes.novel": ["yellow_cross"]})
     msg = stage_error(project, "split")
-    assert "d/zs: class(es) ['red_circle'] also have training images" in msg
+    assert "d/zs: test class(es) ['purple_circle'] are neither trained" in msg
+    assert "classes.novel: ['yellow_cross']" in msg
+
+
+def test_a_novel_class_cannot_have_training_photos(project):
+    set_params(project, **{"classes.novel": ["red_circle"]})
+    msg = stage_error(project, "split")
+    assert "classes.novel ['red_circle'] have training folders in d/train" in msg
 
 
 def test_bad_params_are_named(project):

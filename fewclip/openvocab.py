@@ -1,0 +1,76 @@
+"""One classifier over trained and novel classes: the few-shot head for the classes with
+photos, CLIP's zero-shot text classifier for the classes known by name only.
+
+Scores, for an image x, trained classes S (scored by the head) and novel classes U:
+
+    log p(c | x) = log p_zs(S | x) + log p_head(c | x) - seen_bias    for c in S
+    log p(c | x) = log p_zs(c | x)                                   for c in U
+
+then renormalised. p_zs is zero-shot CLIP over all classes, so one model decides between
+"one of the trained classes" and each novel class, on one scale; the head, which knows the
+trained classes better, splits the trained share among them. With the zero-shot head this is
+exactly zero-shot CLIP over every class. `seen_bias` is calibrated stacking (Chao et al.,
+"An Empirical Study and Analysis of Generalized Zero-Shot Learning for Object Recognition in
+the Wild", ECCV 2016): a constant taken off the trained classes' scores, since classifiers
+that saw training photos of a class tend to claim images of novel classes too. It cannot be
+chosen on the validation split, which has no novel images; it is the `gzsl.seen_bias` param.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class OpenVocabulary:
+    """`predict_proba(X)` over `classes` = the head's trained classes, then the novel ones."""
+
+    def __init__(self, head, classes: list[str], text_features, logit_scale: float,
+                 n_trained: int, seen_bias: float = 0.0):
+        self.head, self.classes = head, list(classes)
+        self.text_features = torch.as_tensor(np.asarray(text_features), dtype=torch.float32)
+        self.logit_scale, self.n_trained, self.seen_bias = float(logit_scale), int(n_trained), float(seen_bias)
+        if self.text_features.shape[0] != len(self.classes):
+            raise ValueError(f"{len(self.classes)} classes but {self.text_features.shape[0]} text features")
+
+    @property
+    def novel(self) -> list[str]:
+        return self.classes[self.n_trained:]
+
+    def with_classes(self, names: list[str], text_features) -> "OpenVocabulary":
+        """A copy that also knows the novel classes `names` (text features one row each)."""
+        extra = torch.as_tensor(np.asarray(text_features), dtype=torch.float32)
+        return OpenVocabulary(self.head, self.classes + list(names), torch.cat([self.text_features, extra]),
+                              self.logit_scale, self.n_trained, self.seen_bias)
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+        log_zs = (self.logit_scale * X @ self.text_features.T).log_softmax(-1)
+        if not self.novel:
+            return torch.as_tensor(self.head.predict_proba(X.numpy())).numpy()
+        log_trained = log_zs[:, : self.n_trained].logsumexp(-1, keepdim=True)
+        head = torch.as_tensor(self.head.predict_proba(X.numpy()), dtype=torch.float32)
+        scores = torch.cat([log_trained + head.clamp_min(1e-30).log() - self.seen_bias,
+                            log_zs[:, self.n_trained:]], dim=1)
+        return scores.softmax(-1).numpy()
+
+
+def load_classifier(path) -> tuple[OpenVocabulary, dict]:
+    """The train stage's artefact as an `OpenVocabulary` over every class it knows, and the
+    saved dict (backbone name and SHA-256, templates, prompts)."""
+    from pathlib import Path
+
+    from . import UserError
+    from .heads import load_head
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: trained classifier not found (run `dvc repro train`)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        head = load_head(saved["head"])
+        clf = OpenVocabulary(head, saved["text_classes"], saved["text_features"], saved["logit_scale"],
+                             len(saved["classes"]), saved.get("seen_bias", 0.0))
+    except (KeyError, RuntimeError, ValueError, OSError) as e:
+        raise UserError(f"{path}: not a classifier written by the train stage ({type(e).__name__}: {e})") from None
+    return clf, saved

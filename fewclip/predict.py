@@ -1,0 +1,129 @@
+"""Classify new photos with the trained classifier: top-k classes and probabilities per image.
+
+    python -m fewclip.predict photos/ more/img.jpg                        # a table
+    python -m fewclip.predict photos/ --format csv --top-k 3 > out.csv
+    python -m fewclip.predict photos/ --add-class "fire engine" --add-class tractor --format json
+
+Needs only the train stage's artefact (`models/classifier.pt`: the head, the class names and
+their text features, the prompt templates, the backbone's name and SHA-256) and that backbone
+(`--model` overrides where to find it, e.g. a checkpoint file on an offline machine; its
+SHA-256 must match). `--add-class NAME` adds a novel class by name without retraining: its
+text features are computed from the saved templates. Folders are searched recursively for
+image files (hidden and system entries skipped); unreadable images and empty folders are
+reported on stderr, and every other image gets its prediction. Batched, with a progress
+bar, on CUDA when available. Exit status: 0 when at least one image was classified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from . import UserError
+from .backbone import load_backbone
+from .data import IMAGE_EXTENSIONS, is_junk
+from .features import embed_images, resolve_workers
+from .openvocab import load_classifier
+from .params import run
+from .prompts import class_prompts, text_classifier
+
+FORMATS = ("table", "csv", "json")
+
+
+def find_images(inputs: list[str], warn) -> list[str]:
+    """Image files named or found (recursively, sorted) in the named folders."""
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                           and not any(is_junk(part) for part in p.relative_to(path).parts))
+            if not files:
+                warn(f"{path}: no image files in this folder")
+            found += [str(p) for p in files]
+        elif path.is_file():
+            found.append(str(path))
+        else:
+            warn(f"{path}: no such file or folder")
+    return found
+
+
+def write(rows: list[dict], fmt: str, out) -> None:
+    if fmt == "json":
+        json.dump(rows, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(["path", "rank", "class", "probability"])
+        for row in rows:
+            for rank, p in enumerate(row["predictions"], 1):
+                writer.writerow([row["path"], rank, p["class"], f"{p['probability']:.6f}"])
+    else:
+        width = max([len(r["path"]) for r in rows] + [5])
+        for row in rows:
+            preds = "  ".join(f"{p['class']} {p['probability']:.1%}" for p in row["predictions"])
+            out.write(f"{row['path']:<{width}}  {preds}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fewclip.predict", description=__doc__.split("\n")[0])
+    ap.add_argument("inputs", nargs="+", help="image files and/or folders")
+    ap.add_argument("--classifier", default="models/classifier.pt", help="the train stage's artefact")
+    ap.add_argument("--model", help="the backbone (name or checkpoint path); default: the one it was trained with")
+    ap.add_argument("--add-class", action="append", default=[], metavar="NAME",
+                    help="a novel class by name (repeatable)")
+    ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--format", choices=FORMATS, default="table")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--cache-dir", default="~/.cache/clip", help="where named CLIP models are looked for")
+    args = ap.parse_args(argv)
+
+    def warn(msg: str) -> None:
+        print(f"warning: {msg}", file=sys.stderr)
+
+    clf, saved = load_classifier(args.classifier)
+    paths = find_images(args.inputs, warn)
+    if not paths:
+        raise UserError("no image to classify in " + ", ".join(args.inputs))
+    model = args.model or saved["model"]
+    backbone = load_backbone(model, device=args.device, download_root=args.cache_dir)
+    if backbone.sha256 != saved["model_sha256"]:
+        raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
+                        f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
+                        "pass that checkpoint with --model")
+    new = [n for n in dict.fromkeys(args.add_class) if n not in clf.classes]
+    if new:
+        names = {n: class_prompts([n])[n] for n in new}
+        clf = clf.with_classes(new, text_classifier(backbone, new, saved["templates"], names))
+
+    feats, errors = embed_images(backbone, paths, args.batch_size,
+                                 resolve_workers("auto", backbone.device), desc="predict",
+                                 progress=sys.stderr.isatty())
+    ok = [i for i, e in enumerate(errors) if not e]
+    for path, err in zip(paths, errors):
+        if err:
+            warn(f"{path}: skipped, {err}")
+    rows = []
+    if ok:
+        proba = clf.predict_proba(feats[ok])
+        k = max(1, min(args.top_k, len(clf.classes)))
+        for i, p in zip(ok, proba):
+            top = p.argsort()[::-1][:k]
+            rows.append({"path": paths[i], "predictions": [
+                {"class": clf.classes[j], "probability": round(float(p[j]), 6)} for j in top]})
+    write(rows, args.format, sys.stdout)
+    print(f"predict: {len(rows)} of {len(paths)} images classified over {len(clf.classes)} classes "
+          f"({len(clf.novel)} novel)" + (f"; {len(paths) - len(rows)} skipped" if len(rows) < len(paths) else ""),
+          file=sys.stderr)
+    if not rows:
+        raise UserError("no image could be read")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
