@@ -3,7 +3,7 @@
 Run by hand (not in CI):
 
     python benchmarks/heads_real.py ../shared/datasets/clip-features            # the shared files
-    python benchmarks/heads_real.py features --sets mine                        # the embed stage's output
+    python benchmarks/heads_real.py features                                    # the embed stage's output
     python benchmarks/heads_real.py DIR --heads gda tip-adapter --sets imagenet pets-24
 
 Reads either layout:
@@ -11,7 +11,7 @@ Reads either layout:
     `test_*`; `imagenet_text_weights.npz`; `oxford_pets_to_imagenet.json`), see that folder's
     README; or
   * the project's own feature folder (`train.npz`, `val.npz`, `test.npz`, `text.npz` written
-    by the embed stage), as set `mine`: K-shot training sets are drawn from `train.npz`
+    by the embed stage), as one set named `mine`: K-shot training sets are drawn from `train.npz`
     (seed 0, one draw per K) and `all` uses it whole.
 
 Protocol: hyper-parameters are chosen on each set's validation split only (heads get it as
@@ -203,7 +203,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path, help="shared clip-features folder, or an embed stage feature folder")
-    ap.add_argument("--sets", nargs="*", help="run only these sets (default: all found); `mine` for a feature folder")
+    ap.add_argument("--sets", nargs="*", help="shared files only: run only these sets (default: all found)")
     ap.add_argument("--heads", nargs="*", help="heads to run (default: params.yaml shots.heads plus ncm)")
     ap.add_argument("--seeds", type=int, default=5, help="seeds for heads with randomness (default 5)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))

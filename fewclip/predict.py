@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
                         f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
                         "pass that checkpoint with --model")
+    known = [n for n in args.add_class if n in clf.classes]
+    if known:
+        warn(f"--add-class {known}: already classes of {args.classifier}")
     new = [n for n in dict.fromkeys(args.add_class) if n not in clf.classes]
     if new:
         names = {n: class_prompts([n])[n] for n in new}
