@@ -22,12 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from PIL import Image
 
 from random_checkpoint import random_clip, save_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import copy_repo, set_params  # noqa: E402  (the tests' copy of the repository, reused)
 
 
 def sh(*cmd, cwd) -> tuple[float, str]:
@@ -51,21 +52,13 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="fewclip-cost-"))
     repo = work / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
-    for f in files:
-        if (ROOT / f).is_file():
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
+    repo.mkdir()
+    copy_repo(repo)
     shutil.copytree(args.data, repo / "data", symlinks=True)
     checkpoint = save_state_dict(random_clip(args.arch), work / f"random-{args.arch.replace('/', '-')}.pt")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["model"] = str(checkpoint)
-    params["embed"]["feature_cache"] = str(work / "feature-cache")
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "bench"]):
-        sh(*cmd, cwd=repo)
+    set_params(repo, model=checkpoint, **{"embed.feature_cache": str(work / "feature-cache")})
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "bench", cwd=repo)
 
     rows = []
     t, out = sh("dvc", "repro", cwd=repo)

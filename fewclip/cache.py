@@ -18,11 +18,31 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 TEMP_PREFIX = ".tmp-"
+
+
+@contextmanager
+def atomic_write(path: str | Path):
+    """Open a temporary file beside `path` for writing (binary); when the block ends without
+    an error, flush it to disk and rename it to `path` in one step, else remove it. A reader
+    (or a process killed meanwhile) never sees a partly written `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -50,18 +70,8 @@ class FeatureCache:
             return None
 
     def put(self, key: str, feature: np.ndarray) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".npy", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.asarray(feature, dtype=np.float32), allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self._path(key)) as f:
+            np.save(f, np.asarray(feature, dtype=np.float32), allow_pickle=False)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.dir.glob("*/*.npy") if not _.name.startswith(TEMP_PREFIX))

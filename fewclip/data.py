@@ -86,6 +86,27 @@ def check_header(path: str | Path) -> str | None:
     return None
 
 
+def find_images(inputs: list[str], warn) -> list[str]:
+    """Image files named in `inputs` or found (recursively, sorted, by extension, junk
+    skipped) in the folders named there, for classifying photos without class folders.
+    `warn(message)` hears of empty folders and missing paths."""
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                           and not any(is_junk(part) for part in p.relative_to(path).parts))
+            if not files:
+                warn(f"{path}: no image files in this folder")
+            found += [str(p) for p in files]
+        elif path.is_file():
+            found.append(str(path))
+        else:
+            warn(f"{path}: no such file or folder")
+    return found
+
+
 def scan_folder(root: str | Path, check_images: bool = True) -> ImageFolder:
     """Find `<root>/<class>/**/<image>` files, in a stable (sorted) order."""
     root = Path(root)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from . import UserError
+from .cache import atomic_write, file_sha256
 from .data import BadImage, load_rgb
 
 
@@ -37,16 +38,9 @@ class FeatureSet:
 
 
 def save_npz(path: str | Path, **arrays) -> None:
-    """Write atomically: a temporary file in the same folder, renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write atomically (`fewclip.cache.atomic_write`)."""
+    with atomic_write(path) as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> None:
@@ -136,8 +130,6 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
     not cached yet go through the backbone, and each batch is stored as soon as it is done,
     so a killed run loses at most one batch of work. Files with the same content are
     embedded once. Returns what `embed_images` returns."""
-    from .cache import file_sha256
-
     stats = stats if stats is not None else CacheStats()
     dim = int(backbone.model.text_projection.shape[1])
     out = np.zeros((len(paths), dim), np.float32)

@@ -253,8 +253,8 @@ def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 SELECTION_Z = 1.0
 
 
-def _choose(correct: dict, prior_first: list):
-    """The best candidate on validation if it beats the prior one (`prior_first[0]`: the
+def _choose(correct: dict, prior):
+    """The best candidate on validation if it beats the `prior` candidate (the
     zero-shot classifier for the text-prior heads, the strongest regularisation for the
     linear probe) by more than SELECTION_Z standard errors in a paired comparison; else the
     prior one. `correct` maps each candidate to its per-image 0/1 outcomes on the same
@@ -271,7 +271,6 @@ def _choose(correct: dict, prior_first: list):
     ImageNet; taking the candidate nearest the prior within the paired standard error of the
     best kept Tip-Adapter at +0.05 points there, against +0.6 with this rule."""
     best = max(correct, key=lambda c: float(correct[c].mean()))
-    prior = prior_first[0]
     diff = correct[best] - correct[prior]
     wins, losses = float((diff > 0).sum()), float((diff < 0).sum())
     return best if wins - losses - 1 > SELECTION_Z * (wins + losses) ** 0.5 else prior
@@ -321,7 +320,7 @@ class LinearProbe:
         Xv, yv = _tensor(X_val), _labels(y_val)
         fits = {C: self._fit_one(X, y, C, n_classes) for C in self.Cs}
         correct = {C: _correct(Xv @ w.T + b, yv) for C, (w, b) in fits.items()}
-        self.C = _choose(correct, sorted(self.Cs))  # smaller C: stronger regularisation
+        self.C = _choose(correct, min(self.Cs))  # smaller C: stronger regularisation
         self.weight, self.bias = fits[self.C]
         return self
 
@@ -428,9 +427,9 @@ class TipAdapter(_TextPrior):
                            for b in self.betas for a in self.alphas}
                 if self.text_features is not None:  # alpha 0: zero-shot itself
                     correct[(0.0, self.beta)] = _correct(self.zero_shot_logits(Xv), yv)
-            # closest to zero-shot: the smallest cache weight, then the best sharpness for it
-            order = sorted(correct, key=lambda ab: (ab[0], -float(correct[ab].mean())))
-            self.alpha, self.beta = _choose(correct, order)
+            # closest to zero-shot: the smallest cache weight, with the best sharpness for it
+            prior = min(correct, key=lambda ab: (ab[0], -float(correct[ab].mean())))
+            self.alpha, self.beta = _choose(correct, prior)
         return self
 
     def _train_keys(self, X, y, Xv, yv, on_epoch) -> None:
@@ -548,7 +547,7 @@ class GDA(_TextPrior):
             Xv, yv = _tensor(X_val), _labels(y_val)
             zs, gda = self.zero_shot_logits(Xv), Xv @ self.weight.T + self.bias
             correct = {a: _correct(zs + a * gda, yv) for a in (0.0, *self.alphas)}  # 0: zero-shot
-            self.alpha = _choose(correct, sorted(correct))
+            self.alpha = _choose(correct, 0.0)
         return self
 
 
@@ -629,7 +628,7 @@ class ZSLinear(_TextPrior):
             W, history = self._train(X, y, self.lambdas, Xv, yv)
             W = torch.cat([W, self._anchor(X, y)[None]])
             correct = {i: _correct(self._logits(Xv, w), yv) for i, w in enumerate(W)}
-            best = _choose(correct, sorted(correct, key=lambda i: -lambdas[i]))
+            best = _choose(correct, len(lambdas) - 1)  # the infinite lambda: the text features
             self.lam, self.weight = lambdas[best], W[best]
             self.history_ = history[best] if best < len(history) else []
         elif not np.isfinite(self.lam):

@@ -44,10 +44,10 @@ class OpenVocabulary:
                               self.logit_scale, self.n_trained, self.seen_bias)
 
     def predict_proba(self, X) -> np.ndarray:
+        if not self.novel:
+            return self.head.predict_proba(X)
         X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
         log_zs = (self.logit_scale * X @ self.text_features.T).log_softmax(-1)
-        if not self.novel:
-            return torch.as_tensor(self.head.predict_proba(X.numpy())).numpy()
         log_trained = log_zs[:, : self.n_trained].logsumexp(-1, keepdim=True)
         head = torch.as_tensor(self.head.predict_proba(X.numpy()), dtype=torch.float32)
         scores = torch.cat([log_trained + head.clamp_min(1e-30).log() - self.seen_bias,

@@ -20,36 +20,16 @@ import argparse
 import csv
 import json
 import sys
-from pathlib import Path
 
 from . import UserError
 from .backbone import load_backbone
-from .data import IMAGE_EXTENSIONS, is_junk
+from .data import find_images
 from .features import embed_images, resolve_workers
 from .openvocab import load_classifier
 from .params import run
-from .prompts import class_prompts, text_classifier
+from .prompts import text_classifier
 
 FORMATS = ("table", "csv", "json")
-
-
-def find_images(inputs: list[str], warn) -> list[str]:
-    """Image files named or found (recursively, sorted) in the named folders."""
-    found = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                           and not any(is_junk(part) for part in p.relative_to(path).parts))
-            if not files:
-                warn(f"{path}: no image files in this folder")
-            found += [str(p) for p in files]
-        elif path.is_file():
-            found.append(str(path))
-        else:
-            warn(f"{path}: no such file or folder")
-    return found
 
 
 def write(rows: list[dict], fmt: str, out) -> None:
@@ -101,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         warn(f"--add-class {known}: already classes of {args.classifier}")
     new = [n for n in dict.fromkeys(args.add_class) if n not in clf.classes]
     if new:
-        names = {n: class_prompts([n])[n] for n in new}
-        clf = clf.with_classes(new, text_classifier(backbone, new, saved["templates"], names))
+        clf = clf.with_classes(new, text_classifier(backbone, new, saved["templates"]))
 
     feats, errors = embed_images(backbone, paths, args.batch_size,
                                  resolve_workers("auto", backbone.device), desc="predict",

@@ -54,7 +54,8 @@ def main() -> None:
                                 "rerun `dvc repro`")
             X = np.concatenate([test.features, novel.features])
             y = np.concatenate([test.labels, novel.labels + clf.n_trained])
-            g = gzsl_metrics(y, clf.predict_proba(X), classes, clf.n_trained)
+            g_proba = clf.predict_proba(X)
+            g = gzsl_metrics(y, g_proba, classes, clf.n_trained)
             for k in ("seen", "novel", "harmonic", "acc"):
                 live.log_metric(f"gzsl/{k}", g[k], plot=False)
             for name, acc in g["per_class"].items():
@@ -62,7 +63,7 @@ def main() -> None:
             live.log_metric("gzsl/seen_bias", clf.seen_bias, plot=False)
             live.summary["gzsl"]["n_images"] = g["n"]
             live.log_sklearn_plot("confusion_matrix", [classes[i] for i in y],
-                                  [classes[i] for i in clf.predict_proba(X).argmax(1)],
+                                  [classes[i] for i in g_proba.argmax(1)],
                                   name="gzsl_confusion_matrix.json", normalized=True,
                                   title="Generalised zero-shot confusion matrix, trained and novel classes")
     how = "zero-shot" if saved["mode"] == "zero" else f"few-shot {saved['head']['name']} head"
