@@ -3,9 +3,9 @@
 Every head takes L2-normalised features (n, dim) and integer labels, trains on the CPU (the
 features are small; this keeps results identical from run to run), and returns class
 probabilities (n, n_classes). `fit(X, y, X_val, y_val)` chooses whatever it chooses on data
-(epoch, regularisation, blending weights) on the validation features only. `save_head` /
-`load_head` turn a fitted head into a plain dict of tensors and back, so the trained
-artefact does not depend on pickling classes.
+(epoch, regularisation, blending weights) on the validation features only, and names those
+params in `chosen_on_validation`. `save_head` / `load_head` turn a fitted head into a plain
+dict of tensors and back, so the trained artefact does not depend on pickling classes.
 
 Heads (the `head` param): `mlp` (the original project's), `linear` (logistic regression),
 `ncm` (nearest class mean), `tip-adapter` and `tip-adapter-f`, `gda`, `zs-linear`; the last
@@ -286,6 +286,7 @@ class LinearProbe:
     chosen on validation from `Cs`."""
 
     name = "linear"
+    chosen_on_validation = ("C",)
     stochastic = False
 
     def __init__(self, Cs=(0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000), C: float = 10.0, max_iter: int = 1000):
@@ -383,6 +384,7 @@ class TipAdapter(_TextPrior):
     `epochs` with AdamW and a cosine schedule, as in the paper, before the search."""
 
     name = "tip-adapter"
+    chosen_on_validation = ("alpha", "beta")
     fitted = ("n_classes", "keys", "values")
 
     def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0, beta: float = 5.5,
@@ -491,6 +493,7 @@ class GDA(_TextPrior):
     that of all training features."""
 
     name = "gda"
+    chosen_on_validation = ("alpha",)
     fitted = ("n_classes", "weight", "bias")
 
     def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0,
@@ -552,95 +555,112 @@ class GDA(_TextPrior):
 
 
 class ZSLinear(_TextPrior):
-    """A linear head initialised from the class text features and kept close to them: a
-    cosine classifier whose weights W start at the text features T and train with
-    cross-entropy on scale * cos(x, W) plus lambda * ||W - T||^2, full-batch Adam. In the
-    spirit of LP++ (Huang et al., CVPR 2024) and CLAP (Silva-Rodriguez et al., CVPR 2024),
-    which start a linear probe from the zero-shot classifier and constrain it towards it.
-    lambda is chosen on validation from `lambdas` (a large lambda stays at zero-shot). The
-    temperature `scale` is lower than CLIP's 100: at 100 the loss saturates on the few
-    training shots before the weights have moved (on synthetic features, 64-shot accuracy
-    0.88 at 100, 0.97 at 10). Fitting it to the zero-shot classifier's cross-entropy on the
-    training shots was tried and lost 3 points on synthetic features at 64 shots. Without
-    text features the start and anchor are the normalised class means of the training shots.
-    Full-batch and deterministic: no seed."""
+    """A linear probe that starts at the zero-shot classifier and is mixed back towards it in
+    weight space. A cosine classifier, scale * cos(x, W), with W starting at the class text
+    features T, trains with full-batch Adam and cross-entropy on the training shots (a linear
+    probe initialised from the zero-shot weights, as in LP++ (Huang et al., CVPR 2024) and
+    CLAP (Silva-Rodriguez et al., CVPR 2024)); the head then uses W_g = (1 - g) T + g W_e,
+    weight-space ensembling (WiSE-FT, Wortsman et al., CVPR 2022). The temperature `scale`
+    (from `scales`), the training checkpoint e (from `checkpoints`) and the mixing weight g
+    (from `gammas`) are chosen on validation; g = 0 is zero-shot itself (with CLIP's logit
+    scale, so its probabilities are zero-shot CLIP's).
+
+    Why these grids (measured, README): on real CLIP ViT-B/32 ImageNet features the earlier
+    version of this head, scale 10 and an L2 pull towards T instead of the mixing, gained at
+    most 0.3 points over zero-shot on validation at one shot; at scale 100 with the mixing
+    it gains 1.3 (g 0.2-0.3), at two shots 2.5. At scale 100 the loss on a few shots
+    saturates before the weights have moved far, which is what the prior wants on ImageNet
+    but not when there are many shots and a poor prior: on the synthetic features of the
+    tests, 64 shots reach 0.97 at scale 10 and 0.88 at 100. Both scales train at once (the
+    losses are independent). Without text features the start is the normalised class means
+    of the training shots. Full-batch and deterministic: no seed."""
 
     name = "zs-linear"
+    chosen_on_validation = ("scale", "epoch", "gamma")
     fitted = ("n_classes", "weight")
 
-    def __init__(self, text_features=None, logit_scale: float = 100.0, scale: float = 10.0, lam: float = 0.1,
-                 lambdas=(0.0, 0.01, 0.1, 1.0, 10.0), epochs: int = 300, lr: float = 1e-3):
+    def __init__(self, text_features=None, logit_scale: float = 100.0, scale: float = 100.0, epoch: int = 100,
+                 gamma: float = 0.5, scales=(10.0, 100.0), checkpoints=(10, 20, 50, 100, 200, 300),
+                 gammas=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0), lr: float = 1e-3):
         super().__init__(text_features, logit_scale)
-        self.scale, self.lam, self.lambdas = float(scale), float(lam), _grid(lambdas)
-        self.epochs, self.lr = int(epochs), float(lr)
+        self.scale, self.epoch, self.gamma = float(scale), int(epoch), float(gamma)
+        self.scales, self.gammas = _grid(scales), _grid(gammas)
+        self.checkpoints, self.lr = tuple(sorted(int(e) for e in checkpoints)), float(lr)
         self.weight: torch.Tensor | None = None
         self.history_: list[dict] = []
 
     def get_params(self) -> dict:
-        return {"logit_scale": self.logit_scale, "scale": self.scale, "lam": self.lam,
-                "lambdas": list(self.lambdas), "epochs": self.epochs, "lr": self.lr}
+        return {"logit_scale": self.logit_scale, "scale": self.scale, "epoch": self.epoch, "gamma": self.gamma,
+                "scales": list(self.scales), "checkpoints": list(self.checkpoints), "gammas": list(self.gammas),
+                "lr": self.lr}
 
-    def _logits(self, X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-        """(n, C) logits for weights (C, dim), or (L, n, C) for a stack of L weight sets."""
-        return self.scale * torch.matmul(X, F.normalize(W, dim=-1).transpose(-1, -2))
+    @staticmethod
+    def _cosine(X: torch.Tensor, W: torch.Tensor, scale) -> torch.Tensor:
+        """(n, C) logits for weights (C, dim), or (L, n, C) for L weight sets and scales (L, 1, 1)."""
+        return scale * torch.matmul(X, F.normalize(W, dim=-1).transpose(-1, -2))
 
     def logits(self, X: torch.Tensor) -> torch.Tensor:
-        return self._logits(X, self.weight)
+        return self._cosine(X, self.weight, self.scale)
 
-    def _anchor(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _start(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.text_features is not None:
-            return self.text_features
+            return F.normalize(self.text_features, dim=-1)
         sums = torch.zeros(self.n_classes, X.shape[1]).index_add_(0, y, X)
         return F.normalize(sums, dim=-1)
 
-    def _train(self, X, y, lambdas, Xv, yv):
-        """Train one weight set per lambda at once (they are independent: the loss is a sum)."""
-        anchor = self._anchor(X, y)
-        lam = torch.tensor(lambdas).view(-1, 1, 1)
-        W = nn.Parameter(anchor.expand(len(lambdas), -1, -1).clone())
+    def _train(self, X, y, start, scales, epochs: set, Xv, yv):
+        """Full-batch Adam from `start`, one weight set per scale (independent losses, summed).
+        Returns {epoch: (L, C, dim) normalised weights} for the asked epochs and, per scale,
+        the per-epoch history."""
+        s = torch.tensor(scales).view(-1, 1, 1)
+        W = nn.Parameter(start.expand(len(scales), -1, -1).clone())
         opt = torch.optim.Adam([W], lr=self.lr)
-        logs = []  # per epoch: (L, 2 or 4) train acc, train loss[, val acc, val loss]
-        for _ in range(self.epochs):
-            out = self._logits(X, W)  # (L, n, C)
-            ce = F.cross_entropy(out.transpose(1, 2), y.expand(len(lambdas), -1), reduction="none").mean(1)
-            loss = ce.sum() + (lam * (W - anchor) ** 2).sum()
+        saved, logs = {}, []
+        for epoch in range(1, max(epochs) + 1):
+            out = self._cosine(X, W, s)  # (L, n, C)
+            ce = F.cross_entropy(out.transpose(1, 2), y.expand(len(scales), -1), reduction="none").mean(1)
             opt.zero_grad()
-            loss.backward()
+            ce.sum().backward()
             opt.step()
             with torch.no_grad():
                 cols = [(out.argmax(-1) == y).float().mean(-1), ce.detach()]
                 if Xv is not None:
-                    ov = self._logits(Xv, W)
+                    ov = self._cosine(Xv, W, s)
                     cols += [(ov.argmax(-1) == yv).float().mean(-1),
-                             F.cross_entropy(ov.transpose(1, 2), yv.expand(len(lambdas), -1), reduction="none").mean(1)]
+                             F.cross_entropy(ov.transpose(1, 2), yv.expand(len(scales), -1), reduction="none").mean(1)]
+                if epoch in epochs:
+                    saved[epoch] = F.normalize(W.detach(), dim=-1)
             logs.append(torch.stack(cols, 1))
         keys = ["train/acc", "train/loss", "val/acc", "val/loss"]
         table = torch.stack(logs, 1).tolist()  # (L, epochs, cols)
         history = [[{"epoch": e + 1, **dict(zip(keys, row))} for e, row in enumerate(rows)] for rows in table]
-        return W.detach(), history
+        return saved, history
 
     def fit(self, X, y, X_val=None, y_val=None, n_classes=None, on_epoch=None) -> "ZSLinear":
         X, y = _tensor(X), _labels(y)
         self._set_classes(y, n_classes)
+        start = self._start(X, y)
         if _has(X_val):
             Xv, yv = _tensor(X_val), _labels(y_val)
-            lambdas = (*self.lambdas, float("inf"))  # infinite: the weights stay at their start
-            W, history = self._train(X, y, self.lambdas, Xv, yv)
-            W = torch.cat([W, self._anchor(X, y)[None]])
-            correct = {i: _correct(self._logits(Xv, w), yv) for i, w in enumerate(W)}
-            best = _choose(correct, len(lambdas) - 1)  # the infinite lambda: the text features
-            self.lam, self.weight = lambdas[best], W[best]
-            self.history_ = history[best] if best < len(history) else []
-        elif not np.isfinite(self.lam):
-            self.weight, self.history_ = self._anchor(X, y), []
+            saved, history = self._train(X, y, start, self.scales, set(self.checkpoints), Xv, yv)
+            mixed = {(s, e, g): (1 - g) * start + g * W[i]
+                     for e, W in saved.items() for i, s in enumerate(self.scales) for g in self.gammas}
+            prior = (self.logit_scale, 0, 0.0)  # untrained: zero-shot CLIP
+            mixed[prior] = start
+            correct = {key: _correct(self._cosine(Xv, W, key[0]), yv) for key, W in mixed.items()}
+            self.scale, self.epoch, self.gamma = _choose(correct, prior)
+            self.weight = mixed[(self.scale, self.epoch, self.gamma)]
+            self.history_ = history[self.scales.index(self.scale)][: self.epoch] if self.epoch else []
+        elif self.epoch > 0 and self.gamma > 0:
+            saved, history = self._train(X, y, start, (self.scale,), {self.epoch}, None, None)
+            self.weight = (1 - self.gamma) * start + self.gamma * saved[self.epoch][0]
+            self.history_ = history[0]
         else:
-            W, history = self._train(X, y, (self.lam,), None, None)
-            self.weight, self.history_ = W[0], history[0]
+            self.weight, self.history_ = start, []
         if on_epoch:
             for row in self.history_:
                 on_epoch(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
         return self
-
 
 
 HEADS = {"mlp": MLPHead, "linear": LinearProbe, "ncm": NearestMean, "tip-adapter": TipAdapter, "tip-adapter-f": TipAdapterF,

@@ -4,7 +4,6 @@ Writes the trained artefact <model_out> (head, class names, prompts, backbone id
 logs per-epoch train/validation accuracy and loss with dvclive into <live_dir>.
 """
 
-import math
 import sys
 from pathlib import Path
 
@@ -17,10 +16,6 @@ from fewclip.features import load_features
 from fewclip.heads import ZeroShotHead, make_head, save_head
 from fewclip.params import choice, load_params, run
 from fewclip.prompts import class_prompts
-
-
-# Hyper-parameters that heads choose on the validation features; logged with the metrics.
-CHOSEN_ON_VALIDATION = ("C", "alpha", "beta", "lam")
 
 
 def main() -> None:
@@ -58,9 +53,8 @@ def main() -> None:
             live.summary["best_epoch"] = head.best_epoch_
         if getattr(head, "history_", None):
             live.summary["epochs_run"] = len(head.history_)
-        # JSON has no infinity: zs-linear's "stayed at the text features" is lam = inf
-        chosen = {k: (v if math.isfinite(v) else str(v)) for k, v in head.get_params().items()
-                  if k in CHOSEN_ON_VALIDATION}
+        # the hyper-parameters the head chose on the validation features
+        chosen = {k: head.get_params()[k] for k in getattr(head, "chosen_on_validation", ())}
         if chosen:
             live.summary["chosen"] = chosen
         live.summary["mode"] = mode
