@@ -99,6 +99,19 @@ def test_hyper_parameters_are_chosen_on_validation_only(world):
     assert honest.alpha >= 1  # the class means are worth more than the noisy text prior here
 
 
+def test_zs_linear_leaves_zero_shot_only_when_validation_says_so(world):
+    """The mixing weight 0 is zero-shot CLIP itself; shuffled validation labels keep it there."""
+    x, y = world.draw(2, seed=2)
+    xv, yv = world.draw(4, seed=3)
+    honest = make_head("zs-linear", None, world.text, 100.0).fit(x, y, xv, yv, n_classes=C)
+    shuffled = make_head("zs-linear", None, world.text, 100.0).fit(
+        x, y, xv, np.random.default_rng(0).permutation(yv), n_classes=C)
+    zero_shot = ZeroShotHead(world.text)
+    assert honest.gamma > 0 and acc(honest, world.test) > acc(zero_shot, world.test) + 0.05
+    assert shuffled.gamma == 0 and shuffled.history_ == []
+    assert np.allclose(shuffled.predict_proba(world.test[0]), zero_shot.predict_proba(world.test[0]), atol=1e-4)
+
+
 def test_draw_shots_is_stratified_disjoint_and_seeded():
     labels = np.repeat(np.arange(4), [30, 10, 3, 1])
     tr, va = draw_shots(labels, 8, 4, np.random.default_rng(0))
