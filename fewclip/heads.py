@@ -568,12 +568,12 @@ class ZSLinear(_TextPrior):
     Why these grids (measured, README): on real CLIP ViT-B/32 ImageNet features the earlier
     version of this head, scale 10 and an L2 pull towards T instead of the mixing, gained at
     most 0.3 points over zero-shot on validation at one shot; at scale 100 with the mixing
-    it gains 1.4 (g 0.3), at two shots 2.2. At scale 100 the loss on a few shots
-    saturates before the weights have moved far, which is what the prior wants on ImageNet
-    but not when there are many shots and a poor prior: on the synthetic features of the
-    tests, 64 shots reach 0.96 with scale 10 and 0.87 with scale 100 alone. Both scales train at once (the
-    losses are independent). Without text features the start is the normalised class means
-    of the training shots. Full-batch and deterministic: no seed."""
+    it gains 1.4 (g 0.3), at two shots 2.2. At scale 100 the loss on a few shots saturates
+    before the weights have moved far, which is what the prior wants on ImageNet but not
+    when there are many shots and a poor prior: on the synthetic features of the tests, 64
+    shots reach 0.96 with scale 10 and 0.87 with scale 100 alone. Both scales train at once
+    (the losses are independent). Without text features the start is the normalised class
+    means of the training shots. Full-batch and deterministic: no seed."""
 
     name = "zs-linear"
     chosen_on_validation = ("scale", "epoch", "gamma")
