@@ -24,6 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from fewclip.data import scan_folder
 from random_checkpoint import random_clip, save_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,11 +69,11 @@ def main() -> None:
                  float(embed_line.split()[3].rstrip("s"))))
     t, out = sh("dvc", "repro", cwd=repo)
     rows.append(("second `dvc repro`, nothing changed", t, stages_run(out), None, None))
-    train = repo / "data" / "few_shot" / "train"
-    cls = sorted(p for p in train.iterdir() if p.is_dir() and not p.name.startswith((".", "@")))[0]
-    photos = sorted(p for p in cls.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:5]
+    train = scan_folder(repo / "data" / "few_shot" / "train")
+    cls = train.classes[0]
+    photos = [path for path, label in train.samples if label == cls][:5]
     for i, p in enumerate(photos):
-        Image.open(p).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(cls / f"added-{i}.jpg")
+        Image.open(p).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(train.root / cls / f"added-{i}.jpg")
     t, out = sh("dvc", "repro", cwd=repo)
     after = json.loads((repo / "features" / "summary.json").read_text())
     rows.append(("`dvc repro` after adding 5 photos", t, stages_run(out), after["cache"], None))

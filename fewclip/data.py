@@ -68,6 +68,16 @@ def is_junk(name: str) -> bool:
     return name.startswith((".", "@")) or name in SYSTEM_NAMES
 
 
+def name_reason(name: str) -> str | None:
+    """Why a file called `name` is not taken as an image before opening it (a hidden or
+    system entry, or not an image's extension), or None."""
+    if is_junk(name):
+        return "hidden or system entry"
+    if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+        return "not an image file (extension)"
+    return None
+
+
 def check_header(path: str | Path) -> str | None:
     """None if `path` opens as an image (header only, cheap), else the reason it does not."""
     try:
@@ -95,8 +105,8 @@ def find_images(inputs: list[str], warn) -> list[str]:
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                           and not any(is_junk(part) for part in p.relative_to(path).parts))
+                           if p.is_file() and name_reason(p.name) is None
+                           and not any(is_junk(part) for part in p.relative_to(path).parent.parts))
             if not files:
                 warn(f"{path}: no image files in this folder")
             found += [str(p) for p in files]
@@ -131,12 +141,7 @@ def scan_folder(root: str | Path, check_images: bool = True) -> ImageFolder:
                                   for p in _all_files(Path(dirpath) / d)]
             for name in sorted(filenames):
                 path = os.path.join(dirpath, name)
-                if is_junk(name):
-                    reason = "hidden or system entry"
-                elif Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                    reason = "not an image file (extension)"
-                else:
-                    reason = check_header(path) if check_images else None
+                reason = name_reason(name) or (check_header(path) if check_images else None)
                 if reason:
                     found.skipped.append(Skipped(path, reason))
                 else:

@@ -243,6 +243,12 @@ def _has(X_val) -> bool:
     return X_val is not None and len(X_val) > 0
 
 
+def _class_means(X: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(n_classes, dim) L2-normalised mean training feature per class; zeros for a class
+    without training features."""
+    return F.normalize(torch.zeros(n_classes, X.shape[1]).index_add_(0, y, X), dim=-1)
+
+
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per validation image: 1.0 where the candidate is right, else 0.0."""
     return (logits.argmax(-1) == y).float()
@@ -355,8 +361,7 @@ class NearestMean:
 
     def fit(self, X, y, X_val=None, y_val=None, n_classes=None, on_epoch=None) -> "NearestMean":
         X, y = _tensor(X), _labels(y)
-        n_classes = n_classes or int(y.max()) + 1
-        self.means = F.normalize(torch.zeros(n_classes, X.shape[1]).index_add_(0, y, X), dim=-1)
+        self.means = _class_means(X, y, n_classes or int(y.max()) + 1)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -605,8 +610,7 @@ class ZSLinear(_TextPrior):
     def _start(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.text_features is not None:
             return F.normalize(self.text_features, dim=-1)
-        sums = torch.zeros(self.n_classes, X.shape[1]).index_add_(0, y, X)
-        return F.normalize(sums, dim=-1)
+        return _class_means(X, y, self.n_classes)
 
     def _train(self, X, y, start, scales, epochs: set, Xv, yv):
         """Full-batch Adam from `start`, one weight set per scale (independent losses, summed).

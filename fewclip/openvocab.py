@@ -18,8 +18,13 @@ chosen on the validation split, which has no novel images; it is the `gzsl.seen_
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
+
+from . import UserError
+from .heads import load_head
 
 
 class OpenVocabulary:
@@ -58,11 +63,6 @@ class OpenVocabulary:
 def load_classifier(path) -> tuple[OpenVocabulary, dict]:
     """The train stage's artefact as an `OpenVocabulary` over every class it knows, and the
     saved dict (backbone name and SHA-256, templates, prompts)."""
-    from pathlib import Path
-
-    from . import UserError
-    from .heads import load_head
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: trained classifier not found (run `dvc repro train`)")
