@@ -15,6 +15,7 @@ the test images: the ratio of backbone forwards, and of time at the measured thr
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,16 @@ def sh(*cmd, cwd) -> tuple[float, str]:
     return time.perf_counter() - start, proc.stdout
 
 
+def stage_times(stdout: str) -> list[tuple[str, float]]:
+    """Seconds per stage, from the stages' own closing lines where they print one."""
+    found = []
+    for stage, pattern in (("embed", r"^embed: done in ([\d.]+)s"), ("shots", r"^shots: \d+ fits in ([\d.]+)s")):
+        m = re.search(pattern, stdout, re.M)
+        if m:
+            found.append((stage, float(m.group(1))))
+    return found
+
+
 def stages_run(stdout: str) -> list[str]:
     return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage '")]
 
@@ -49,6 +60,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the reference data folder")
     parser.add_argument("--arch", default="ViT-B/32")
     parser.add_argument("--epochs", type=int, default=100, help="the original project's epochs")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary repository (e.g. its features/)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fewclip-cost-"))
@@ -79,12 +91,13 @@ def main() -> None:
     rows.append(("`dvc repro` after adding 5 photos", t, stages_run(out), after["cache"], None))
 
     print(f"{args.arch}, random weights, {sum(summary['images'].values())} images, {repo}")
-    print("| run | wall time | stages run | images embedded / from cache |")
-    print("|---|---|---|---|")
+    print("| run | wall time | share of the first | stages run | images embedded / from cache |")
+    print("|---|---|---|---|---|")
     for what, t, ran, cache, _ in rows:
         counts = "-" if cache is None else (f"{sum(c['embedded'] for c in cache.values())} / "
                                             f"{sum(c['cached'] for c in cache.values())}")
-        print(f"| {what} | {t:.1f} s | {', '.join(ran) or 'none'} | {counts} |")
+        print(f"| {what} | {t:.1f} s | {t / rows[0][1]:.2f} | {', '.join(ran) or 'none'} | {counts} |")
+    print("\nstage times after adding 5 photos: " + ", ".join(f"{s} {t:.1f} s" for s, t in stage_times(out)))
 
     n = summary["images"]
     trainval, total = n["train"] + n["val"], sum(n.values())
@@ -96,7 +109,10 @@ def main() -> None:
     print(f"time at this machine's end-to-end embedding rate ({total / embed_s:.1f} images/s, the first "
           f"embed stage): original about {original * embed_s / total / 60:.0f} min of embedding, "
           f"cached {embed_s:.0f} s once, then {rows[2][1]:.0f} s for the whole `dvc repro` after adding 5 photos")
-    shutil.rmtree(work)
+    if args.keep:
+        print(f"kept: {repo}")
+    else:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ Files may be OpenAI's TorchScript archives (read by `clip.load`) or plain state 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
+import time
 import urllib.error
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -28,6 +27,7 @@ with warnings.catch_warnings():  # clip imports pkg_resources, which warns on im
     from clip.model import CLIP, build_model
 
 from . import UserError
+from .cache import file_sha256
 
 DEFAULT_CACHE = "~/.cache/clip"
 DOWNLOAD_TIMEOUT_S = 60
@@ -45,7 +45,7 @@ class Backbone:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.visual.conv1.weight.dtype
+        return self.model.dtype
 
     @property
     def context_length(self) -> int:
@@ -76,31 +76,58 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def model_sha256(name: str) -> str:
+    """The SHA-256 that identifies a backbone, without loading it: the published checksum of
+    a CLIP model name (`clip.load` verifies its download against it), or a checkpoint file's."""
+    if name in _MODELS:
+        return _MODELS[name].split("/")[-2]
+    if os.path.isfile(os.path.expanduser(name)):
+        return file_sha256(os.path.expanduser(name))
+    raise UserError(
+        f"model {name!r} is neither a CLIP model name ({', '.join(clip.available_models())}) "
+        "nor an existing checkpoint file; set `model` in params.yaml to one of those")
 
 
 def load_backbone(name: str, device: str = "auto", download_root: str | None = None) -> Backbone:
     """Load a frozen CLIP by name or checkpoint path; one clear UserError when that fails."""
     dev = resolve_device(device)
     root = os.path.expanduser(download_root or DEFAULT_CACHE)
+    sha = model_sha256(name)
     if name in _MODELS:
         model, preprocess = _load_named(name, dev, root)
-        sha = _MODELS[name].split("/")[-2]  # clip.load verified the file against this
-    elif os.path.isfile(os.path.expanduser(name)):
-        path = os.path.expanduser(name)
-        model, preprocess = _load_file(path, dev)
-        sha = file_sha256(path)
     else:
-        raise UserError(
-            f"model {name!r} is neither a CLIP model name ({', '.join(clip.available_models())}) "
-            "nor an existing checkpoint file; set `model` in params.yaml to one of those")
+        model, preprocess = _load_file(os.path.expanduser(name), dev)
     model.eval().requires_grad_(False)
     return Backbone(model=model, preprocess=preprocess, name=name, sha256=sha, device=dev)
+
+
+class LazyBackbone:
+    """A backbone that is loaded only when something must go through it.
+
+    Its identity (`name`, `sha256`, `device`, `dtype`: float16 on a GPU, float32 on the CPU,
+    as `load_backbone` sets them) is known at once, which is all the feature cache needs; the
+    first use of anything else (`encode_images`, `model`, ...) loads it. So a run whose every
+    image and text feature is cached never loads the checkpoint."""
+
+    def __init__(self, name: str, device: str = "auto", download_root: str | None = None):
+        self.name, self.download_root = name, download_root
+        self.device = resolve_device(device)
+        self.sha256 = model_sha256(name)
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.loaded: Backbone | None = None
+        self.load_seconds = 0.0
+
+    def load(self) -> Backbone:
+        if self.loaded is None:
+            start = time.perf_counter()
+            self.loaded = load_backbone(self.name, str(self.device), self.download_root)
+            self.load_seconds = time.perf_counter() - start
+        return self.loaded
+
+    def __getattr__(self, attr: str):  # only called for what the identity does not hold
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.load(), attr)
 
 
 def _load_named(name: str, device: torch.device, root: str):

@@ -10,12 +10,15 @@ name) and its precision (float16 on a GPU, float32 on the CPU give slightly diff
 features). Each entry is written to a temporary file in the same folder and renamed into
 place (`os.replace`, atomic on POSIX and Windows), so a process killed at any moment leaves
 either a whole entry or none; stray temporary files are ignored and removed by `prune_temp`.
-The cache is safe to delete at any time.
+The cache is safe to delete at any time. Class text features (the prompt ensemble of each
+class) and the backbone's logit scale are kept in the same folder, keyed by `text_key` of
+the exact prompt texts, so an unchanged class is not encoded again either.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -82,3 +85,24 @@ class FeatureCache:
         for path in stale:
             path.unlink(missing_ok=True)
         return len(stale)
+
+
+class NoCache:
+    """`embed.feature_cache: null`: a cache that holds nothing, so every feature is computed."""
+
+    dir = None
+
+    def get(self, key: str) -> None:
+        return None
+
+    def put(self, key: str, feature: np.ndarray) -> None:
+        pass
+
+    def prune_temp(self) -> int:
+        return 0
+
+
+def text_key(*parts: object) -> str:
+    """A cache key for a text feature: the SHA-256 of the exact prompt texts (and anything
+    else that decides it), so an edited template or class name is encoded anew."""
+    return hashlib.sha256(json.dumps(["text", *parts], ensure_ascii=False).encode("utf-8")).hexdigest()

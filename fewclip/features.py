@@ -124,15 +124,16 @@ class CacheStats:
 
 
 def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_workers: int = 0,
-                 desc: str = "embed", progress: bool = True, stats: CacheStats | None = None
-                 ) -> tuple[np.ndarray, list[str]]:
-    """`embed_images` through a `fewclip.cache.FeatureCache`: only images whose content is
-    not cached yet go through the backbone, and each batch is stored as soon as it is done,
-    so a killed run loses at most one batch of work. Files with the same content are
-    embedded once. Returns what `embed_images` returns."""
+                 desc: str = "embed", progress: bool = True, stats: CacheStats | None = None,
+                 dim: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """`embed_images` through a `fewclip.cache.FeatureCache` (or `NoCache`): only images whose
+    content is not cached yet go through the backbone, and each batch is stored as soon as it
+    is done, so a killed run loses at most one batch of work. Files with the same content are
+    embedded once. When every image is cached, the backbone is not touched (a
+    `fewclip.backbone.LazyBackbone` then never loads); `dim`, the feature width, is then taken
+    from the cached features, or from the argument for an empty list. Returns what
+    `embed_images` returns."""
     stats = stats if stats is not None else CacheStats()
-    dim = int(backbone.model.text_projection.shape[1])
-    out = np.zeros((len(paths), dim), np.float32)
     errors = [""] * len(paths)
     keys: list[str | None] = []
     for i, path in enumerate(paths):
@@ -142,15 +143,25 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
             keys.append(None)
             errors[i] = f"cannot read: {e.strerror or e}"
     todo: dict[str, list[int]] = {}
+    hits: dict[int, np.ndarray] = {}
     for i, key in enumerate(keys):
         if key is None:
             continue
         hit = cache.get(key)
-        if hit is not None and hit.shape == (dim,):
-            out[i] = hit
-            stats.cached += 1
+        if hit is not None and hit.ndim == 1 and (dim is None or hit.shape == (dim,)):
+            dim = len(hit)
+            hits[i] = hit
         else:
             todo.setdefault(key, []).append(i)
+    if todo or dim is None:
+        dim = int(backbone.model.text_projection.shape[1])
+    out = np.zeros((len(paths), dim), np.float32)
+    for i, hit in hits.items():
+        if hit.shape == (dim,):
+            out[i] = hit
+            stats.cached += 1
+        else:  # a stray entry of another width: embed that image again
+            todo.setdefault(keys[i], []).append(i)
     order = list(todo)
     done = 0
     for feats, errs in iter_embed(backbone, [paths[todo[k][0]] for k in order], batch_size,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
@@ -27,6 +28,23 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset, WeightedR
 from . import UserError
 
 SAMPLERS = ("weighted", "uniform")
+
+
+@contextmanager
+def one_thread():
+    """Fit heads with one thread for torch and for BLAS (scikit-learn). Their matrices are
+    small (hundreds of rows, 512 wide), where more threads save little, and thread pools
+    that spin while another process holds the cores slow every small operation down many
+    times over (benchmarks/shots_speed.py measures both). Restores the settings after."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _tensor(x) -> torch.Tensor:
@@ -673,14 +691,15 @@ TEXT_PRIOR_HEADS = ("tip-adapter", "tip-adapter-f", "gda", "zs-linear")
 
 
 def make_head(name: str, head_params: dict | None = None, text_features=None, logit_scale: float = 100.0,
-              sampler: str = "weighted", seed: int = 0):
-    """A few-shot head by its `head` param name, configured from `heads.<name>` params; the
-    text-prior heads get the class text features and CLIP's logit scale."""
+              seed: int = 0):
+    """A few-shot head by its `head` param name, configured from `heads.<name>` params (the
+    mlp's sampler among them); the text-prior heads get the class text features and CLIP's
+    logit scale, the stochastic ones the seed."""
     if name not in HEADS:
         raise UserError(f"params.yaml: head={name!r} is not one of {', '.join(HEADS)}")
     kwargs = dict(head_params or {})
     if name == "mlp":
-        kwargs.update(sampler=sampler, seed=seed)
+        kwargs.update(seed=seed)
     elif name == "tip-adapter-f":
         kwargs.update(seed=seed)
     if name in TEXT_PRIOR_HEADS:

@@ -9,7 +9,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 def classification_metrics(y_true, proba, classes: list[str]) -> dict:
     """Accuracy, balanced accuracy (mean per-class recall over the classes present in
-    `y_true`), per-class accuracy (recall) and the row-normalised confusion matrix."""
+    `y_true`), per-class accuracy (recall), the confusion counts (rows: true classes) and the
+    row-normalised confusion matrix."""
     n = len(classes)
     target = torch.as_tensor(np.asarray(y_true), dtype=torch.long)
     preds = torch.as_tensor(np.asarray(proba), dtype=torch.float32)
@@ -19,6 +20,7 @@ def classification_metrics(y_true, proba, classes: list[str]) -> dict:
         "acc": float(MulticlassAccuracy(num_classes=n, average="micro")(preds, target)),
         "balanced_acc": float(per_class[present].mean()) if present.any() else float("nan"),
         "per_class": {c: float(per_class[i]) for i, c in enumerate(classes) if present[i]},
+        "counts": MulticlassConfusionMatrix(num_classes=n)(preds, target).numpy(),
         "confusion": MulticlassConfusionMatrix(num_classes=n, normalize="true")(preds, target).numpy(),
         "n": int(len(target)),
     }
@@ -37,4 +39,4 @@ def gzsl_metrics(y_true, proba, classes: list[str], n_trained: int) -> dict:
     u = float(np.mean(unseen)) if unseen else float("nan")
     h = float("nan") if np.isnan(s) or np.isnan(u) else 2 * s * u / (s + u) if s + u > 0 else 0.0
     return {"seen": s, "novel": u, "harmonic": h, "acc": m["acc"], "per_class": m["per_class"],
-            "confusion": m["confusion"], "n": m["n"]}
+            "counts": m["counts"], "confusion": m["confusion"], "n": m["n"]}

@@ -1,33 +1,281 @@
-"""Reading `params.yaml` and running stage scripts with one-line errors."""
+"""`params.yaml`: its schema, checked before any work, and running stages with one-line errors.
+
+Every key of `params.yaml`, its type and its allowed values are declared once, here, as
+pydantic models. `load_params()` reads the file, checks all of it and returns it as plain
+nested dicts; any fault stops the stage with one line that names the key and what is allowed
+(the nearest valid key for an unknown one). Every stage calls it before it does any work, and
+the `params` stage of `dvc.yaml` (`python -m fewclip.params`) depends on the whole file, so a
+key that no stage reads is checked too.
+
+The module imports neither torch nor the backbone, so the check takes a fraction of a second.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from . import UserError
 
+# The few-shot heads by their `head` names; `fewclip.heads.HEADS` implements exactly these
+# (a test checks that the two agree).
+HEAD_NAMES = ("mlp", "linear", "ncm", "tip-adapter", "tip-adapter-f", "gda", "zs-linear")
+HeadName = Literal["mlp", "linear", "ncm", "tip-adapter", "tip-adapter-f", "gda", "zs-linear"]
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Grid = Annotated[list[Positive], Field(min_length=1)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+def _shot_count(v: Any) -> Any:
+    if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return v
+    raise ValueError("must be a whole number >= 1 or 'all'")
+
+
+def _workers(v: Any) -> Any:
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+        return v
+    raise ValueError("must be 'auto' or a whole number >= 0")
+
+
+def _device(v: Any) -> Any:
+    if isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+        return v
+    raise ValueError("must be auto, cpu, cuda or cuda:N")
+
+
+def _template(v: Any) -> Any:
+    if isinstance(v, str) and v.count("{}") == 1:
+        return v
+    raise ValueError("must be a text with exactly one '{}' for the class name, such as 'a photo of a {}.'")
+
+
+def _names(v: Any) -> Any:
+    if isinstance(v, str) and v.strip():
+        return v
+    if isinstance(v, list) and v and all(isinstance(n, str) and n.strip() for n in v):
+        return v
+    raise ValueError("must be a name or a non-empty list of names")
+
+
+ShotCount = Annotated[Union[int, str], BeforeValidator(_shot_count)]
+
+
+class _Section(BaseModel):
+    """A group of keys: every key required, no other key allowed, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+
+
+class MLPParams(_Section):
+    hidden: Annotated[list[Count], Field(min_length=1)]
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    lr: Positive
+    weight_decay: NonNegative
+    epochs: Count
+    batch_size: Annotated[int, Field(ge=2)]
+    patience: Count
+    sampler: Literal["weighted", "uniform"]
+
+
+class LinearParams(_Section):
+    Cs: Grid
+    C: Positive
+    max_iter: Count
+
+
+class NCMParams(_Section):
+    scale: Positive
+
+
+class TipAdapterParams(_Section):
+    alpha: NonNegative
+    beta: NonNegative
+    alphas: Grid
+    betas: Grid
+
+
+class TipAdapterFParams(TipAdapterParams):
+    epochs: Count
+    lr: Positive
+    batch_size: Count
+
+
+class GDAParams(_Section):
+    alpha: NonNegative
+    alphas: Grid
+
+
+class ZSLinearParams(_Section):
+    scale: Positive
+    epoch: Annotated[int, Field(ge=0)]
+    gamma: Fraction
+    scales: Grid
+    checkpoints: Annotated[list[Count], Field(min_length=1)]
+    gammas: Annotated[list[Fraction], Field(min_length=1)]
+    lr: Positive
+
+
+class HeadsParams(_Section):
+    mlp: MLPParams
+    linear: LinearParams
+    ncm: NCMParams
+    tip_adapter: TipAdapterParams = Field(alias="tip-adapter")
+    tip_adapter_f: TipAdapterFParams = Field(alias="tip-adapter-f")
+    gda: GDAParams
+    zs_linear: ZSLinearParams = Field(alias="zs-linear")
+
+
+class ClassesParams(_Section):
+    novel: list[Text]
+    prompts: dict[str, Annotated[Union[str, list[str]], BeforeValidator(_names)]]
+
+
+class GZSLParams(_Section):
+    seen_bias: float
+
+
+class DataParams(_Section):
+    train_dir: Text
+    test_dir: Text
+    zero_shot_dir: str
+
+
+class SplitParams(_Section):
+    val_fraction: Annotated[float, Field(ge=0, lt=1)]
+
+
+class EmbedParams(_Section):
+    device: Annotated[str, BeforeValidator(_device)]
+    batch_size: Count
+    num_workers: Annotated[Union[int, str], BeforeValidator(_workers)]
+    cache_dir: Text
+    feature_cache: Union[Text, None]
+    templates: Annotated[list[Annotated[str, BeforeValidator(_template)]], Field(min_length=1)]
+
+
+class ShotsParams(_Section):
+    ks: Annotated[list[ShotCount], Field(min_length=1)]
+    seeds: Count
+    val_per_class: Count
+    heads: Annotated[list[HeadName], Field(min_length=1)]
+
+
+class Params(_Section):
+    model: Text
+    mode: Literal["few", "zero"]
+    head: HeadName
+    seed: Annotated[int, Field(ge=0)]
+    classes: ClassesParams
+    gzsl: GZSLParams
+    data: DataParams
+    split: SplitParams
+    embed: EmbedParams
+    shots: ShotsParams
+    heads: HeadsParams
+
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """`params.yaml`, checked against the schema, as plain nested dicts."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: parameter file not found (run from the repository root)")
-    with open(path, encoding="utf-8") as f:
-        params = yaml.safe_load(f)
-    if not isinstance(params, dict):
-        raise UserError(f"{path}: expected a mapping of parameters, got {type(params).__name__}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            params = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    check_params(params, path)
     return params
 
 
-def choice(params: dict, key: str, allowed: tuple[str, ...]) -> str:
-    """`params[key]`, checked to be one of `allowed`."""
-    value = params.get(key)
-    if value not in allowed:
-        raise UserError(f"params.yaml: {key}={value!r} is not one of {', '.join(allowed)}")
-    return value
+def check_params(params: Any, path: str | Path = "params.yaml") -> None:
+    """Raise one UserError listing every fault of `params` against the schema."""
+    if not isinstance(params, dict):
+        raise UserError(f"{path}: expected a mapping of parameters, got {type(params).__name__}")
+    try:
+        Params.model_validate(params)
+    except ValidationError as e:
+        faults = [_describe(err, params) for err in e.errors()]
+        raise UserError(f"{path}: " + "; ".join(dict.fromkeys(faults))) from None
+
+
+def _key(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    """The schema model that holds the keys at `loc` (None inside lists and free mappings)."""
+    model: Any = Params
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = next((f for name, f in model.model_fields.items() if (f.alias or name) == part), None)
+        if field is None:
+            return None
+        model = field.annotation
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _allowed_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _all_keys(model: type[BaseModel], prefix: tuple = ()) -> list[tuple]:
+    keys = []
+    for name, field in model.model_fields.items():
+        key = prefix + (field.alias or name,)
+        keys.append(key)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += _all_keys(field.annotation, key)
+    return keys
+
+
+def _describe(err: dict, params: dict) -> str:
+    loc = tuple(err["loc"])
+    key, kind = _key(loc), err["type"]
+    if kind == "extra_forbidden":
+        section = _section_at(loc[:-1])
+        allowed = _allowed_keys(section) if section else []
+        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
+        elsewhere = [k for k in _all_keys(Params) if k[-1] == loc[-1]]  # e.g. a key that moved
+        hint = (f"; did you mean {_key(elsewhere[0])}?" if elsewhere else
+                f"; did you mean {_key(loc[:-1] + (near[0],))}?" if near else "")
+        return f"unknown key {key}{hint} (allowed here: {', '.join(allowed)})"
+    if kind == "missing":
+        section = _section_at(loc)
+        what = f" (a group with keys {', '.join(_allowed_keys(section))})" if section else ""
+        return f"{key} is missing{what}; add it (the repository's params.yaml has every key)"
+    value = err.get("input")
+    section = _section_at(loc)
+    if section is not None and value is None:  # `group:` with every key under it gone
+        return f"{key} is empty; it needs the keys {', '.join(_allowed_keys(section))}"
+    if kind == "literal_error":
+        allowed = [str(v) for v in err.get("ctx", {}).get("expected", "").replace("'", "").split(" or ")]
+        allowed = [a for part in allowed for a in part.split(", ") if a]
+        near = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        return f"{key}={value!r} is not allowed: one of {', '.join(allowed)}{hint}"
+    msg = err["msg"].removeprefix("Value error, ")
+    for pydantic_words, ours in (("Input should be", "must be"), ("a valid integer", "a whole number"),
+                                 ("a valid number", "a number"), ("a valid string", "a text"),
+                                 ("a valid list", "a list"), ("a valid dictionary", "a mapping"),
+                                 ("a valid boolean", "true or false")):
+        msg = msg.replace(pydantic_words, ours)
+    return f"{key}={value!r}: {msg}" if not isinstance(value, dict) else f"{key}: {msg}"
 
 
 def run(main: Callable[[], None]) -> None:
@@ -37,3 +285,13 @@ def run(main: Callable[[], None]) -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+def _main() -> None:
+    path = sys.argv[1] if len(sys.argv) > 1 else "params.yaml"
+    load_params(path)
+    print(f"params: {path} is valid")
+
+
+if __name__ == "__main__":
+    run(_main)

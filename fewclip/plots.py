@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -23,9 +24,9 @@ def confusion_matrix_png(cm: np.ndarray, classes: list[str], path: str | Path, t
     ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), classes, rotation=45, ha="right")
     ax.set_yticks(range(n), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(_wrap(title + " (each row, a true class, sums to 1)", 12 + 5 * n), fontsize=10)
     for i in range(n):
         for j in range(n):
             if cm[i, j] >= 0.005:
@@ -36,6 +37,10 @@ def confusion_matrix_png(cm: np.ndarray, classes: list[str], path: str | Path, t
 
 
 def _shots_axes(ax, summary: dict, title: str) -> None:
+    """One colour per head; shots per class on a log2 axis with whole-number ticks; each
+    head's "all" point (the split stage's whole training set) drawn at its mean shots and
+    labelled once; zero-shot, which uses no shots, a dashed horizontal line."""
+    every = []
     for head, by_k in summary.items():
         if head == "zero-shot":
             ax.axhline(next(iter(by_k.values()))["mean"], color="black", linestyle="--", label="zero-shot")
@@ -43,9 +48,17 @@ def _shots_axes(ax, summary: dict, title: str) -> None:
         points = sorted((v["shots"], v["mean"], v["std"]) for v in by_k.values())
         x, y, err = zip(*points)
         ax.errorbar(x, y, yerr=err, marker="o", markersize=3, capsize=3, label=head)
+        if "all" in by_k:
+            every.append((by_k["all"]["shots"], by_k["all"]["mean"]))
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_title(title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if every:
+        x, y = np.mean([e[0] for e in every]), max(e[1] for e in every)
+        ax.annotate(f"all ({x:.1f})", (x, y), textcoords="offset points", xytext=(0, 8), ha="center",
+                    fontsize=8, fontweight="bold")
+    ax.set_title(_wrap(title, 60))
     ax.grid(alpha=0.3)
 
 
@@ -55,7 +68,7 @@ def shots_curve_png(summary: dict, path: str | Path, title: str) -> None:
     {head: {k: {"shots", "mean", "std"}}} (`fewclip.shots.summarize`)."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     _shots_axes(ax, summary, title)
-    ax.set_xlabel("training shots per class (mean; the last point is all available)")
+    ax.set_xlabel("training shots per class (log scale; \"all\": the whole training split)")
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -91,7 +104,69 @@ def message_png(path: str | Path, text: str) -> None:
     _save(fig, path)
 
 
-def _save(fig, path: str | Path) -> None:
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, max(20, width)))
+
+
+def _save(fig, path: str | Path, **kwargs) -> None:
+    """Save with every title and label inside the picture (a tight box around them all)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight", pad_inches=0.15, **kwargs)
     plt.close(fig)
+
+
+def confusion_records(counts: np.ndarray, classes: list[str]) -> list[dict]:
+    """The data of DVC's interactive confusion matrix (`.dvc/plots/confusion_rows.json`): one
+    record per (true, predicted) pair, every class on both axes even when it is never
+    predicted, with the count and the share of the true class's images (rows sum to 1, as in
+    `confusion_matrix_png`; a class without images has a row of zeros)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    totals = counts.sum(1)
+    return [{"actual": a, "predicted": p, "count": int(counts[i, j]),
+             "rate": round(float(counts[i, j] / totals[i]) if totals[i] else 0.0, 4)}
+            for i, a in enumerate(classes) for j, p in enumerate(classes)]
+
+
+def contact_sheet(items: list[tuple[str, str]], path: str | Path, title: str, columns: int = 6,
+                  thumb: int = 160, quality: int = 80) -> int:
+    """A grid of photos, each captioned (e.g. "true bus / predicted car 87%"), saved as a JPEG
+    so that a sheet of 30 photos stays around 100-300 KB. `items` is [(image path, caption)];
+    a photo that can no longer be read is drawn as a grey tile that says so. Returns the
+    number of photos drawn. With no items, the sheet says `title` and that there is nothing
+    to show."""
+    from .data import BadImage, load_rgb
+
+    rows = max(1, -(-len(items) // columns))
+    cols = min(columns, max(1, len(items)))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols + 0.2, 2.5 * rows + 0.5), dpi=thumb / 1.9,
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (image, caption) in zip(axes.flat, items):
+        try:
+            img = load_rgb(image, min_side=thumb)
+            img.thumbnail((thumb, thumb))
+            ax.imshow(np.asarray(img))
+        except BadImage as e:
+            ax.text(0.5, 0.5, f"cannot read:\n{str(e)[:40]}", ha="center", va="center", fontsize=7, wrap=True)
+        ax.set_title(caption, fontsize=7)
+    if not items:
+        axes[0, 0].text(0.5, 0.5, "No images to show.", fontsize=9, ha="center")
+    fig.suptitle(_wrap(title, 22 * cols), fontsize=9)
+    fig.tight_layout()
+    _save(fig, path, pil_kwargs={"quality": quality, "optimize": True})
+    return len(items)
+
+
+def mistakes(y_true, proba, classes: list[str], paths: list[str], limit: int = 30,
+             only=None) -> list[tuple[str, str]]:
+    """The `limit` most confident mistakes as contact-sheet items [(path, caption)], the
+    caption naming the true class, the predicted class and its probability. `only(true,
+    predicted)`, given class indices, keeps some mistakes (e.g. those involving novel classes)."""
+    y_true, proba = np.asarray(y_true), np.asarray(proba)
+    pred = proba.argmax(1)
+    conf = proba[np.arange(len(pred)), pred]
+    wrong = [i for i in np.flatnonzero(pred != y_true) if only is None or only(y_true[i], pred[i])]
+    wrong.sort(key=lambda i: (-conf[i], paths[i]))
+    return [(paths[i], f"{Path(paths[i]).name[:24]}\ntrue {classes[y_true[i]]}\n"
+                       f"predicted {classes[pred[i]]} {conf[i]:.0%}") for i in wrong[:limit]]

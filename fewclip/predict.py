@@ -3,6 +3,7 @@
     python -m fewclip.predict photos/ more/img.jpg                        # a table
     python -m fewclip.predict photos/ --format csv --top-k 3 > out.csv
     python -m fewclip.predict photos/ --add-class "fire engine" --add-class tractor --format json
+    python -m fewclip.predict photos/ --contact-sheet sheet.jpg           # and a captioned picture
 
 Needs only the train stage's artefact (`models/classifier.pt`: the head, the class names and
 their text features, the prompt templates, the backbone's name and SHA-256) and that backbone
@@ -20,6 +21,7 @@ import argparse
 import csv
 import json
 import sys
+from pathlib import Path
 
 from . import UserError
 from .backbone import load_backbone
@@ -27,6 +29,7 @@ from .data import find_images
 from .features import embed_images, resolve_workers
 from .openvocab import load_classifier
 from .params import run
+from .plots import contact_sheet
 from .prompts import text_classifier
 
 FORMATS = ("table", "csv", "json")
@@ -61,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cache-dir", default="~/.cache/clip", help="where named CLIP models are looked for")
+    ap.add_argument("--contact-sheet", metavar="FILE.jpg",
+                    help="also draw the classified photos, captioned with the top class and its probability")
+    ap.add_argument("--sheet-size", type=int, default=60, metavar="N",
+                    help="at most N photos on the contact sheet, the least confident first (default 60)")
     args = ap.parse_args(argv)
 
     def warn(msg: str) -> None:
@@ -99,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"path": paths[i], "predictions": [
                 {"class": clf.classes[j], "probability": round(float(p[j]), 6)} for j in top]})
     write(rows, args.format, sys.stdout)
+    if args.contact_sheet:
+        chosen = sorted(rows, key=lambda r: (r["predictions"][0]["probability"], r["path"]))[: max(0, args.sheet_size)]
+        contact_sheet([(r["path"], f"{Path(r['path']).name[:24]}\n{r['predictions'][0]['class']} "
+                                   f"{r['predictions'][0]['probability']:.0%}") for r in chosen],
+                      args.contact_sheet, f"{len(chosen)} of {len(rows)} classified photos, the least confident "
+                      "first (top class, its probability)")
+        print(f"predict: contact sheet of {len(chosen)} photos -> {args.contact_sheet}", file=sys.stderr)
     print(f"predict: {len(rows)} of {len(paths)} images classified over {len(clf.classes)} classes "
           f"({len(clf.novel)} novel)" + (f"; {len(paths) - len(rows)} skipped" if len(rows) < len(paths) else ""),
           file=sys.stderr)

@@ -8,10 +8,10 @@ taken and normalised again.
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from . import UserError
+from .cache import text_key
 
 
 def class_prompt_name(folder: str) -> str:
@@ -47,12 +47,33 @@ def class_prompts(classes: list[str], names: dict | None = None) -> dict[str, li
 
 
 def text_classifier(backbone, class_names: list[str], templates: list[str],
-                    names: dict | None = None) -> np.ndarray:
+                    names: dict | None = None, cache=None) -> np.ndarray:
     """(n_classes, dim) float32 array of L2-normalised ensemble text features: every template
-    filled with every name of the class (`class_prompts`), averaged."""
+    filled with every name of the class (`class_prompts`), averaged. With a feature `cache`
+    (`fewclip.cache.FeatureCache`), a class whose exact prompt texts were encoded before by
+    this backbone is not encoded again."""
     templates = check_templates(templates)
     rows = []
     for words in class_prompts(class_names, names).values():
-        emb = backbone.encode_texts([t.format(w) for w in words for t in templates])  # already normalised
-        rows.append(F.normalize(emb.mean(0), dim=-1))
-    return torch.stack(rows).cpu().numpy().astype(np.float32)
+        texts = [t.format(w) for w in words for t in templates]
+        key = text_key(texts)
+        row = cache.get(key) if cache is not None else None
+        if row is None or row.ndim != 1:
+            emb = backbone.encode_texts(texts)  # already normalised
+            row = F.normalize(emb.mean(0), dim=-1).cpu().numpy().astype(np.float32)
+            if cache is not None:
+                cache.put(key, row)
+        rows.append(row)
+    return np.stack(rows).astype(np.float32)
+
+
+def logit_scale(backbone, cache=None) -> float:
+    """CLIP's learned softmax temperature (about 100), from the cache when it is there."""
+    key = text_key("logit_scale")
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None and hit.shape == (1,):
+        return float(hit[0])
+    value = backbone.logit_scale
+    if cache is not None:
+        cache.put(key, np.array([value]))
+    return value

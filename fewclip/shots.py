@@ -42,12 +42,23 @@ def accuracy(head, x: np.ndarray, y: np.ndarray) -> float:
     return float((head.predict_proba(x).argmax(1) == y).mean())
 
 
+def fit_plan(heads: list[str], head_params: dict, ks: list, seeds: int) -> list[tuple]:
+    """The (k, seed, head) fits of a curve. At k = "all" the training and validation images
+    are the split stage's, the same for every seed, so a deterministic head is fitted once
+    there; a stochastic one (its result depends on the seed) once per seed."""
+    stochastic = {name: bool(make_head(name, head_params.get(name)).stochastic) for name in heads}
+    return [(k, seed, name) for k in ks for seed in range(seeds) for name in heads
+            if k != "all" or seed == 0 or stochastic[name]]
+
+
 def shots_curve(train: Features, val: Features, test: Features, text_features: np.ndarray,
                 logit_scale: float, heads: list[str], head_params: dict, ks: list, seeds: int,
-                val_per_class: int, sampler: str = "weighted", progress=None) -> list[dict]:
-    """One row per (head, k, seed): test accuracy, mean shots per class, seconds to fit."""
+                val_per_class: int, progress=None) -> list[dict]:
+    """One row per fit of `fit_plan` (head, k, seed: test accuracy, mean shots per class,
+    seconds to fit), then one zero-shot row per k (not a fit: its seconds are 0)."""
     pool = Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]))
     n_classes = text_features.shape[0]
+    plan = fit_plan(heads, head_params, ks, seeds)
     rows = []
     for k in ks:
         for seed in range(seeds):
@@ -59,8 +70,10 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
                 tr, va = Features(pool.x[ti], pool.y[ti]), Features(pool.x[vi], pool.y[vi])
             shots = len(tr.y) / n_classes
             for name in heads:
+                if (k, seed, name) not in plan:
+                    continue
                 head = make_head(name, head_params.get(name), text_features=text_features,
-                                 logit_scale=logit_scale, sampler=sampler, seed=seed)
+                                 logit_scale=logit_scale, seed=seed)
                 start = time.perf_counter()
                 head.fit(tr.x, tr.y, va.x, va.y, n_classes=n_classes)
                 rows.append({"head": name, "k": str(k), "seed": seed, "shots": shots,
@@ -85,3 +98,20 @@ def summarize(rows: list[dict]) -> dict:
                        "seeds": len(rs)}
                    for k, rs in by_k.items()}
             for head, by_k in out.items()}
+
+
+def curve_records(summary: dict) -> list[dict]:
+    """`summarize`'s table as plot records, one per head and k: `head`, `k` ("1", ..., "all"),
+    `shots` (mean training shots per class; the x of the plot), `acc` and `std` over seeds."""
+    return [{"head": head, "k": k, "shots": round(v["shots"], 3), "acc": round(v["mean"], 5),
+             "std": round(v["std"], 5), "seeds": v["seeds"]}
+            for head, by_k in summary.items() for k, v in by_k.items()]
+
+
+def curve_metrics(records: list[dict], head: str) -> dict:
+    """The headline figures of the shots curve: `head`'s mean test accuracy at each k
+    (`k01`, `k02`, ..., `k16`, `k_all`: names that sort in shot order) and zero-shot's, from
+    `curve_records`; {} when `head` was not in the curve."""
+    mine = {("k_all" if r["k"] == "all" else f"k{int(r['k']):02d}"): r["acc"] for r in records if r["head"] == head}
+    zero = [r["acc"] for r in records if r["head"] == "zero-shot"]
+    return {**mine, "zero_shot": zero[0]} if mine and zero else {}

@@ -1,7 +1,9 @@
 """Stage embed: L2-normalised CLIP features of every listed image and of every class name.
 
 Reads <splits>/*.csv, writes <out>/{train,val,test,zero_shot}.npz, <out>/text.npz and
-<out>/summary.json (see fewclip/features.py and the README for the format).
+<out>/summary.json (see fewclip/features.py and the README for the format). Features come
+from the per-image feature cache where it has them; the backbone is loaded only when an
+image or a class's prompts are not cached yet.
 """
 
 import json
@@ -12,13 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from fewclip import UserError
-from fewclip.backbone import load_backbone
+from fewclip.backbone import LazyBackbone
+from fewclip.cache import FeatureCache, NoCache
 from fewclip.data import read_list
-from fewclip.cache import FeatureCache
-from fewclip.features import (CacheStats, FeatureSet, embed_cached, embed_images, resolve_workers,
-                              save_features, save_npz)
+from fewclip.features import CacheStats, FeatureSet, embed_cached, resolve_workers, save_features, save_npz
 from fewclip.params import load_params, run
-from fewclip.prompts import text_classifier
+from fewclip.prompts import logit_scale, text_classifier
 
 SPLITS = ("train", "val", "test", "zero_shot")
 
@@ -32,28 +33,25 @@ def main() -> None:
     classes, novel = info["classes"], info["novel_classes"]
 
     start = time.perf_counter()
-    backbone = load_backbone(p["model"], device=e["device"], download_root=e["cache_dir"])
-    print(f"embed: {p['model']} on {backbone.device} (sha256 {backbone.sha256[:12]}), "
-          f"loaded in {time.perf_counter() - start:.1f}s")
-
-    cache = None
-    if e.get("feature_cache"):
+    backbone = LazyBackbone(p["model"], device=e["device"], download_root=e["cache_dir"])
+    if e["feature_cache"]:
         cache = FeatureCache(e["feature_cache"], backbone.sha256, str(backbone.dtype).removeprefix("torch."))
         stale = cache.prune_temp() if cache.dir.is_dir() else 0
         print(f"embed: feature cache {cache.dir}" + (f" (removed {stale} partial entries of a killed run)" if stale else ""))
+    else:
+        cache = NoCache()
     workers = resolve_workers(e["num_workers"], backbone.device)
     summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}, "cache": {}}
+    dim = None
     for split in SPLITS:
         rows = read_list(splits / f"{split}.csv")
         names = novel if split == "zero_shot" else classes
         index = {c: i for i, c in enumerate(names)}
         t = time.perf_counter()
-        paths, stats = [path for path, _ in rows], CacheStats()
-        if cache is None:
-            feats, errors = embed_images(backbone, paths, e["batch_size"], workers, desc=split)
-            stats.embedded = sum(not err for err in errors)
-        else:
-            feats, errors = embed_cached(backbone, paths, cache, e["batch_size"], workers, desc=split, stats=stats)
+        stats = CacheStats()
+        feats, errors = embed_cached(backbone, [path for path, _ in rows], cache, e["batch_size"], workers,
+                                     desc=split, stats=stats, dim=dim)
+        dim = feats.shape[1]
         ok = [not err for err in errors]
         bad = [[path, err] for (path, _), err in zip(rows, errors) if err]
         for path, err in bad:
@@ -73,17 +71,20 @@ def main() -> None:
               f"in {time.perf_counter() - t:.1f}s"
               + (f", skipped {len(bad)} that could not be decoded" if bad else ""))
 
-    prompts = (p.get("classes") or {}).get("prompts") or {}
+    prompts = p["classes"]["prompts"]
     unused = sorted(set(prompts) - set(classes) - set(novel))
     if unused:
         print(f"warning: params.yaml classes.prompts names {unused}, neither trained nor novel: not used",
               file=sys.stderr)
-    text = text_classifier(backbone, classes + novel, e["templates"], prompts)
+    text = text_classifier(backbone, classes + novel, e["templates"], prompts, cache=cache)
     save_npz(out / "text.npz", features=text, classes=np.array(classes + novel, dtype=str),
-             templates=np.array(e["templates"], dtype=str), logit_scale=backbone.logit_scale,
+             templates=np.array(e["templates"], dtype=str), logit_scale=logit_scale(backbone, cache),
              model=p["model"], model_sha256=backbone.sha256)
+    summary["backbone_loaded"] = backbone.loaded is not None
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    print(f"embed: done in {time.perf_counter() - start:.1f}s -> {out}/")
+    how = (f"{p['model']} on {backbone.device} loaded in {backbone.load_seconds:.1f}s" if backbone.loaded
+           else f"{p['model']} not loaded: every image and class text was in the feature cache")
+    print(f"embed: done in {time.perf_counter() - start:.1f}s ({how}, sha256 {backbone.sha256[:12]}) -> {out}/")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ def main() -> None:
     p = load_params()
     train = scan_folder(p["data"]["train_dir"])
     test = scan_folder(p["data"]["test_dir"])
-    zero = scan_folder(p["data"]["zero_shot_dir"]) if p["data"].get("zero_shot_dir") else None
+    zero = scan_folder(p["data"]["zero_shot_dir"]) if p["data"]["zero_shot_dir"] else None
     for folder in (train, test, zero):
         if folder:
             print(folder.summary())
@@ -37,7 +37,7 @@ def main() -> None:
         if test.counts()[c] == 0:
             print(f"warning: {test.root / c}: no usable test image; class {c!r} is not evaluated",
                   file=sys.stderr)
-    novel = list((p.get("classes") or {}).get("novel") or [])
+    novel = list(p["classes"]["novel"])
     trained_novel = sorted(set(novel) & set(train.classes))
     if trained_novel:
         raise UserError(f"params.yaml: classes.novel {trained_novel} have training folders in {train.root}; "

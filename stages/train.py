@@ -1,7 +1,10 @@
 """Stage train: fit the few-shot head (mode: few) or set up the zero-shot classifier (mode: zero).
 
-Writes the trained artefact <model_out> (head, class names, prompts, backbone identity) and
-logs per-epoch train/validation accuracy and loss with dvclive into <live_dir>.
+Writes the trained artefact <model_out> (head, class names, text features and templates,
+backbone identity) and logs per-epoch train/validation accuracy and loss with dvclive into
+<live_dir>: epoch 0 is zero-shot CLIP (the text prior, before any training photo is used),
+then every epoch of a head that trains in epochs (mlp, tip-adapter-f, zs-linear), or the one
+step of a closed-form head (gda, linear, ncm, tip-adapter). In zero mode only epoch 0.
 """
 
 import sys
@@ -14,8 +17,19 @@ from dvclive import Live
 from fewclip import UserError
 from fewclip.features import load_features
 from fewclip.heads import ZeroShotHead, make_head, save_head
-from fewclip.params import choice, load_params, run
-from fewclip.prompts import class_prompts
+from fewclip.params import load_params, run
+
+
+def accuracy_and_loss(head, *splits) -> dict:
+    """{"train/acc", "train/loss", "val/acc", "val/loss"} of a fitted head (cross-entropy of
+    its probabilities); a split without images is left out."""
+    out = {}
+    for name, fs in zip(("train", "val"), splits):
+        if len(fs.labels):
+            proba = head.predict_proba(fs.features)
+            out[f"{name}/acc"] = float((proba.argmax(1) == fs.labels).mean())
+            out[f"{name}/loss"] = float(-np.log(np.clip(proba[np.arange(len(fs.labels)), fs.labels], 1e-12, None)).mean())
+    return out
 
 
 def main() -> None:
@@ -23,7 +37,7 @@ def main() -> None:
     model_out = Path(sys.argv[2] if len(sys.argv) > 2 else "models/classifier.pt")
     live_dir = sys.argv[3] if len(sys.argv) > 3 else "metrics/train"
     p = load_params()
-    mode = choice(p, "mode", ("few", "zero"))
+    mode = p["mode"]
     train, val = load_features(features / "train.npz"), load_features(features / "val.npz")
     with np.load(features / "text.npz", allow_pickle=False) as z:
         text = {k: z[k] for k in z.files}
@@ -33,40 +47,39 @@ def main() -> None:
     text_features = text["features"][: len(classes)]
 
     with Live(dir=live_dir, dvcyaml=False, save_dvc_exp=False) as live:
-        if mode == "zero":
-            head = ZeroShotHead(text_features, float(text["logit_scale"]))
-        else:
-            head = make_head(p["head"], (p.get("heads") or {}).get(p["head"]), text_features=text_features,
-                             logit_scale=float(text["logit_scale"]), sampler=p["sampler"], seed=p["seed"])
+        def log_epoch(epoch: int, metrics: dict) -> None:
+            for name, value in metrics.items():
+                live.log_metric(name, value)
+            live.next_step()
 
-            def log_epoch(epoch: int, metrics: dict) -> None:
-                for name, value in metrics.items():
-                    live.log_metric(name, value)
-                live.next_step()
-
+        # Epoch 0 of every curve is zero-shot CLIP, the classifier before any training photo.
+        head = ZeroShotHead(text_features, float(text["logit_scale"]))
+        log_epoch(0, accuracy_and_loss(head, train, val))
+        if mode == "few":
+            head = make_head(p["head"], p["heads"][p["head"]], text_features=text_features,
+                             logit_scale=float(text["logit_scale"]), seed=p["seed"])
             head.fit(train.features, train.labels, val.features, val.labels,
                      n_classes=len(classes), on_epoch=log_epoch)
+            if not getattr(head, "history_", None):  # a closed-form head: its one step
+                log_epoch(1, accuracy_and_loss(head, train, val))
+        # Not a DVC metric (the evaluate stage reports the headline figures): what the head
+        # chose on the validation features, for `metrics/train/metrics.json` readers.
         if len(val.labels):
             val_acc = float((head.predict_proba(val.features).argmax(1) == val.labels).mean())
-            live.summary["best_val_acc" if mode == "few" else "val_acc"] = val_acc
         if getattr(head, "best_epoch_", None):
             live.summary["best_epoch"] = head.best_epoch_
         if getattr(head, "history_", None):
             live.summary["epochs_run"] = len(head.history_)
-        # the hyper-parameters the head chose on the validation features
         chosen = {k: head.get_params()[k] for k in getattr(head, "chosen_on_validation", ())}
         if chosen:
             live.summary["chosen"] = chosen
-        live.summary["mode"] = mode
-        live.summary["head"] = head.name
 
     model_out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"mode": mode, "head": save_head(head), "classes": classes,
                 "text_features": torch.from_numpy(text["features"]),
                 "text_classes": [str(c) for c in text["classes"]],
                 "templates": [str(t) for t in text["templates"]],
-                "prompts": class_prompts([str(c) for c in text["classes"]], (p.get("classes") or {}).get("prompts")),
-                "seen_bias": float((p.get("gzsl") or {}).get("seen_bias", 0.0)),
+                "seen_bias": float(p["gzsl"]["seen_bias"]),
                 "logit_scale": float(text["logit_scale"]),
                 "model": train.model, "model_sha256": train.model_sha256}, model_out)
     print(f"train: {mode}-shot {head.name} head on {len(train.labels)} images, {len(classes)} classes"

@@ -95,4 +95,4 @@ def test_make_head_rejects_unknown_heads_and_params():
     with pytest.raises(UserError, match="heads.mlp: .*unexpected keyword argument 'depth'"):
         make_head("mlp", {"depth": 3})
     with pytest.raises(UserError, match="sampler='balanced' is not one of weighted, uniform"):
-        make_head("mlp", {}, sampler="balanced")
+        make_head("mlp", {"sampler": "balanced"})

@@ -1,9 +1,11 @@
 """Smoke test: the real `dvc repro` and `dvc exp run` on a synthetic data set with the tiny CLIP."""
 
 import json
+import time
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import FOLDERS
@@ -55,7 +57,7 @@ def read_json(path):
 
 def test_repro_runs_every_stage_and_reports_the_input(repo):
     repo, first = repo
-    assert ran(first.stdout) == {"split", "embed", "train", "evaluate", "shots"}
+    assert ran(first.stdout) == {"params", "split", "embed", "train", "evaluate", "shots"}
     out = first.stdout + first.stderr
     # train: 120 drawn + 4 in other colour modes; the @eaDir entry and notes.txt skipped
     assert "train: 124 images in 6 classes; skipped 2 files (1 hidden or system entry, " \
@@ -89,20 +91,31 @@ def test_features_follow_the_documented_format(repo):
 
 def test_metrics_and_plots_hold_sane_values(repo):
     repo, _ = repo
-    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["test"]
-    assert m["acc"] > 0.6 and 0.6 < m["balanced_acc"] <= 1  # chance: 1/6
-    assert set(m["per_class"]) == set(FOLDERS) and m["n_images"] == 72
+    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")
+    assert m["test"]["acc"] > 0.6 and 0.6 < m["test"]["balanced_acc"] <= 1  # chance: 1/6
+    assert m["val"]["acc"] > 0.5
+    report = read_json(repo / "metrics" / "evaluate" / "report.json")["test"]
+    assert set(report["per_class"]) == set(FOLDERS) and report["n_images"] == 72
     t = read_json(repo / "metrics" / "train" / "metrics.json")
-    assert 1 <= t["best_epoch"] <= t["epochs_run"] <= 40 and t["best_val_acc"] > 0.5 and t["head"] == "mlp"
+    assert 1 <= t["best_epoch"] <= t["epochs_run"] <= 40
     acc = (repo / "metrics" / "train" / "plots" / "metrics" / "val" / "acc.tsv").read_text().splitlines()
-    assert acc[0].split("\t") == ["step", "acc"] and len(acc) == t["epochs_run"] + 1
-    cm = read_json(repo / "metrics" / "evaluate" / "plots" / "sklearn" / "confusion_matrix.json")
-    assert len(cm) == 72 and set(cm[0]) == {"actual", "predicted"}
+    # epoch 0 is zero-shot CLIP, then every epoch the mlp trained
+    assert acc[0].split("\t") == ["step", "acc"] and len(acc) == 1 + 1 + t["epochs_run"]
+    assert [int(line.split("\t")[0]) for line in acc[1:]] == list(range(t["epochs_run"] + 1))
+    cm = read_json(repo / "metrics" / "evaluate" / "plots" / "confusion.json")
+    assert len(cm) == 6 * 6 and set(cm[0]) == {"actual", "predicted", "count", "rate"}
+    assert sum(r["count"] for r in cm) == 72
+    for c in FOLDERS:  # every class on both axes, each true class's row sums to 1
+        assert sum(r["rate"] for r in cm if r["actual"] == c) == pytest.approx(1, abs=1e-3)
+        assert sum(r["predicted"] == c for r in cm) == 6
     assert (repo / "plots" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=repo).stdout)
-    assert shown  # DVC itself reads the declared metrics
+    figures = next(iter(shown.values()))["data"]["metrics/evaluate/metrics.json"]["data"]
+    flat = {f"{group}.{k}" for group, values in figures.items() for k in values}
+    assert flat == {"test.acc", "test.balanced_acc", "val.acc", "gzsl.seen", "gzsl.novel", "gzsl.harmonic",
+                    "curve.k01", "curve.k16", "curve.k_all", "curve.zero_shot"}
     plots = sh("dvc", "plots", "show", "--json", cwd=repo).stdout
-    assert "confusion_matrix" in plots and "acc.tsv" in plots
+    assert "confusion.json" in plots and "acc.tsv" in plots
 
 
 def test_nothing_reruns_and_train_params_do_not_re_embed(repo):
@@ -113,16 +126,18 @@ def test_nothing_reruns_and_train_params_do_not_re_embed(repo):
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "first run", cwd=repo)
     exp = sh("dvc", "exp", "run", "-S", "heads.mlp.lr=0.003", "-n", "lr3", cwd=repo)
-    assert ran(exp.stdout) == {"train", "evaluate", "shots"}  # the curve uses the mlp settings too
+    assert ran(exp.stdout) == {"params", "train", "evaluate", "shots"}  # the curve uses the mlp settings too
     assert (repo / "features" / "train.npz").read_bytes() == before
 
 
 def test_zero_shot_experiment_and_exp_show(repo):
     repo, _ = repo
     exp = sh("dvc", "exp", "run", "-S", "mode=zero", "-n", "zero", cwd=repo)
-    assert ran(exp.stdout) == {"train", "evaluate"}
-    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["test"]
-    assert m["acc"] > 0.6
+    assert ran(exp.stdout) == {"params", "train", "evaluate"}
+    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")
+    assert m["test"]["acc"] > 0.6
+    # in zero mode the classifier is zero-shot CLIP: its curve is flat at zero-shot's accuracy
+    assert m["curve"]["k01"] == m["curve"]["k_all"] == m["curve"]["zero_shot"]
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
     exps = {e["name"]: e["revs"][0]["data"] for rev in shown for e in (rev.get("experiments") or [])}
     assert {"lr3", "zero"} <= set(exps)
@@ -133,17 +148,28 @@ def test_zero_shot_experiment_and_exp_show(repo):
 
 def test_every_head_beats_zero_shot_at_16_shots(repo):
     """The shots stage of the real `dvc repro`: every head at 16 shots against zero-shot."""
-    repo, _ = repo
-    heads = read_json(repo / "metrics" / "shots" / "metrics.json")["heads"]
-    zero_shot = heads.pop("zero-shot")["16"]["mean"]
+    repo, first = repo
+    records = read_json(repo / "metrics" / "shots" / "curve.json")
+    curve = {(r["head"], r["k"]): r for r in records}
+    zero_shot = curve["zero-shot", "16"]["acc"]
     assert zero_shot < 0.95  # "crimson circle" is a name the tiny CLIP does not know
-    assert set(heads) == set(HEADS)
-    for name, by_k in heads.items():
-        assert set(by_k) == {"1", "16", "all"} and by_k["16"]["seeds"] == 2 and by_k["16"]["shots"] == 16
-        assert by_k["16"]["mean"] > zero_shot + 0.05, (name, by_k["16"], zero_shot)
-    for name in [*HEADS, "zero-shot"]:
-        rows = (repo / "metrics" / "shots" / "curves" / f"{name}.csv").read_text().splitlines()
-        assert rows[0] == "k,shots,acc,std" and len(rows) == 4
+    assert {h for h, _ in curve} == {*HEADS, "zero-shot"} and {k for _, k in curve} == {"1", "16", "all"}
+    for name in HEADS:
+        r = curve[name, "16"]
+        assert r["seeds"] == 2 and r["shots"] == 16
+        assert r["acc"] > zero_shot + 0.05, (name, r, zero_shot)
+    fits = (repo / "metrics" / "shots" / "fits.csv").read_text().splitlines()
+    # 2 seeds at k = 1 and 16; at "all" (the same images for every seed) a deterministic head
+    # is fitted once, the two stochastic ones (mlp, tip-adapter-f) once per seed
+    n_fits = len(HEADS) * 2 * 2 + len(HEADS) + 2
+    assert fits[0] == "head,k,seed,shots,acc,seconds" and len(fits) == 1 + n_fits + 3  # + zero-shot per k
+    assert f"shots: {n_fits} fits in " in first.stdout
+    # the workspace experiment's own classifier at each shot count is a headline metric
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    own = "zero-shot" if params["mode"] == "zero" else params["head"]
+    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["curve"]
+    assert m == {"k01": curve[own, "1"]["acc"], "k16": curve[own, "16"]["acc"],
+                 "k_all": curve[own, "all"]["acc"], "zero_shot": zero_shot}
     assert (repo / "plots" / "shots.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -153,8 +179,7 @@ def test_every_head_through_train_and_evaluate(repo):
     others = [h for h in HEADS if h != "mlp"]  # mlp ran in the first `dvc repro`
     for head in others:
         exp = sh("dvc", "exp", "run", "-S", "mode=few", "-S", f"head={head}", "-n", head, cwd=repo)
-        assert ran(exp.stdout) == {"train", "evaluate"}
-        assert read_json(repo / "metrics" / "train" / "metrics.json")["head"] == head
+        assert ran(exp.stdout) == {"params", "train", "evaluate"}
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
     acc = {e["name"]: e["revs"][0]["data"]["metrics"]["metrics/evaluate/metrics.json"]["data"]["test"]["acc"]
            for rev in shown for e in (rev.get("experiments") or [])}
@@ -175,12 +200,14 @@ def test_same_params_same_numbers(repo):
 def test_generalised_zero_shot_metrics(repo):
     repo, _ = repo
     m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["gzsl"]
-    assert set(m) >= {"seen", "novel", "harmonic", "acc", "per_class", "n_images"}
-    assert m["n_images"] == 12 * 6 + 4  # the trained classes' test images and the novel ones
+    assert set(m) == {"seen", "novel", "harmonic"}
+    report = read_json(repo / "metrics" / "evaluate" / "report.json")["gzsl"]
+    assert set(report) >= {"acc", "per_class", "n_images", "seen_bias"}
+    assert report["n_images"] == 12 * 6 + 4  # the trained classes' test images and the novel ones
     assert m["novel"] > 0.5 and m["seen"] > 0.6  # chance: 1/7
     assert m["harmonic"] == pytest.approx(2 * m["seen"] * m["novel"] / (m["seen"] + m["novel"]), abs=1e-6)
     assert (repo / "plots" / "gzsl_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
-    assert "gzsl_confusion_matrix" in sh("dvc", "plots", "show", "--json", cwd=repo).stdout
+    assert "gzsl_confusion" in sh("dvc", "plots", "show", "--json", cwd=repo).stdout
 
 
 def test_predict_command_formats_bad_files_and_new_classes(repo):
@@ -219,3 +246,88 @@ def test_adding_images_embeds_only_those(repo):
     cache = read_json(repo / "features" / "summary.json")["cache"]
     assert sum(c["embedded"] for c in cache.values()) == 5, cache
     assert sum(c["cached"] for c in cache.values()) == sum(read_json(repo / "features" / "summary.json")["images"].values()) - 5
+
+
+def exp_rows(repo) -> dict:
+    """`dvc exp show --json`: {experiment name: (params.yaml params, evaluate metrics)}."""
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
+    return {e["name"]: (e["revs"][0]["data"]["params"]["params.yaml"]["data"],
+                        e["revs"][0]["data"]["metrics"]["metrics/evaluate/metrics.json"]["data"])
+            for rev in shown for e in (rev.get("experiments") or []) if e.get("name")}
+
+
+def test_a_queued_sweep_compares_experiments(repo):
+    """The README's sweep on the tiny world: a queued grid, run by `dvc queue start`; each
+    experiment appears in `dvc exp show` with its own params and its own accuracy."""
+    repo, _ = repo
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "before the sweep", "--allow-empty", cwd=repo)
+    before = set(exp_rows(repo))
+    sh("dvc", "exp", "run", "--queue", "-S", "mode=few,zero", "-S", "head=gda,ncm", cwd=repo)
+    sh("dvc", "queue", "start", cwd=repo)
+    for _ in range(600):  # `queue start` returns once its worker is up; wait for the 4 runs
+        status = sh("dvc", "queue", "status", cwd=repo).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(1)
+    assert "Failed" not in status, status
+    rows = {name: row for name, row in exp_rows(repo).items() if name not in before}
+    assert sorted((p["mode"], p["head"]) for p, _ in rows.values()) == \
+        [("few", "gda"), ("few", "ncm"), ("zero", "gda"), ("zero", "ncm")]
+    for params, m in rows.values():
+        # zero mode is zero-shot CLIP whatever the head; few mode is the head itself, which
+        # (deterministic) the shots curve also fitted on the same split ("all")
+        expected = m["curve"]["zero_shot"] if params["mode"] == "zero" else m["curve"]["k_all"]
+        assert m["test"]["acc"] == pytest.approx(expected, abs=1e-4), (params, m)
+    few = [m["test"]["acc"] for p, m in rows.values() if p["mode"] == "few"]
+    zero = [m["test"]["acc"] for p, m in rows.values() if p["mode"] == "zero"]
+    assert min(few) > max(zero)  # the tiny CLIP does not know "crimson": few shots repair it
+    table = sh("dvc", "exp", "show", "--only-changed", "--csv", cwd=repo).stdout.splitlines()
+    assert len(table[0].split(",")) <= 25, table[0]
+
+
+BAD_PARAMS = [
+    (["-S", "head=gdaa"], "head='gdaa' is not allowed: one of mlp, linear, ncm, tip-adapter, tip-adapter-f, "
+                          "gda, zs-linear; did you mean gda?"),
+    (["-S", "mode=zero", "-S", "head=tip_adapter"], "head='tip_adapter' is not allowed"),
+    (["-S", "heads.gda.alpha=big"], "heads.gda.alpha='big': must be a number"),
+    (["-S", "split.val_fraction=1.5"], "split.val_fraction=1.5: must be less than 1"),
+    (["-S", "heads.mlp.sampler=balanced"], "heads.mlp.sampler='balanced' is not allowed: one of weighted, uniform"),
+    (["-S", "+heads.gda.alpah=1"], "unknown key heads.gda.alpah; did you mean heads.gda.alpha?"),
+    (["-S", "+sampel=uniform"], "unknown key sampel"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_PARAMS, ids=[" ".join(a) for a, _ in BAD_PARAMS])
+def test_bad_params_stop_the_experiment_at_once(repo, args, message):
+    """Each fault stops `dvc exp run` within seconds, before any embedding, with one line
+    that names the key; the workspace's results and earlier experiments stay."""
+    repo, _ = repo
+    before_metrics = (repo / "metrics" / "evaluate" / "metrics.json").read_bytes()
+    before_exps = set(exp_rows(repo))
+    start = time.perf_counter()
+    proc = sh("dvc", "exp", "run", *args, cwd=repo, check=False)
+    seconds = time.perf_counter() - start
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and len(ours) == 1 and message in ours[0], proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "Running stage 'embed'" not in proc.stdout
+    assert seconds < 10, seconds
+    sh("git", "checkout", "params.yaml", cwd=repo)
+    assert (repo / "metrics" / "evaluate" / "metrics.json").read_bytes() == before_metrics
+    assert before_exps <= set(exp_rows(repo))
+
+
+def test_a_missing_key_is_named(repo):
+    repo, _ = repo
+    params = (repo / "params.yaml").read_text()
+    try:
+        assert "\n  batch_size: 64\n" in params
+        (repo / "params.yaml").write_text(params.replace("\n  batch_size: 64\n", "\n"))
+        proc = sh("dvc", "exp", "run", cwd=repo, check=False)
+        ours = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert proc.returncode != 0 and len(ours) == 1, proc.stdout + proc.stderr
+        assert "embed.batch_size is missing" in ours[0] and "Traceback" not in proc.stderr
+        assert "Running stage 'embed'" not in proc.stdout or "embed: train:" not in proc.stdout
+    finally:
+        (repo / "params.yaml").write_text(params)

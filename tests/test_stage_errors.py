@@ -72,7 +72,7 @@ def test_a_novel_class_cannot_have_training_photos(project):
 
 def test_bad_params_are_named(project):
     set_params(project, **{"split.val_fraction": 1.5})
-    assert "split.val_fraction=1.5 must be in [0, 1)" in stage_error(project, "split")
+    assert "params.yaml: split.val_fraction=1.5: must be less than 1" in stage_error(project, "split")
 
 
 def test_unknown_model_name_stops_embed(project):
@@ -98,4 +98,11 @@ def test_class_whose_every_image_fails_to_decode_stops_embed(project, tiny_check
 
 def test_a_mode_that_does_not_exist(project):
     set_params(project, mode="some")
-    assert "mode='some' is not one of few, zero" in stage_error(project, "train")
+    assert "mode='some' is not allowed: one of few, zero" in stage_error(project, "train")
+
+
+@pytest.mark.parametrize("stage", ["split", "embed", "train", "shots"])
+def test_every_stage_checks_every_key_before_work(project, stage):
+    """`dvc repro -s <stage>` is covered too: each stage checks the whole file first."""
+    set_params(project, **{"heads.gda.alphas": [1, -2]})
+    assert "heads.gda.alphas[1]=-2: must be greater than 0" in stage_error(project, stage)

@@ -1,0 +1,90 @@
+"""The params.yaml schema: every fault is one line naming the key and what is allowed."""
+
+import copy
+
+import pytest
+import yaml
+
+from fewclip import UserError
+from fewclip.params import check_params, load_params
+from helpers import ROOT
+
+GOOD = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def fault(change) -> str:
+    params = copy.deepcopy(GOOD)
+    change(params)
+    with pytest.raises(UserError) as e:
+        check_params(params)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("params.yaml: ")
+    return message
+
+
+def test_the_repository_params_are_valid():
+    assert load_params(ROOT / "params.yaml") == GOOD
+
+
+CASES = {
+    "unknown head": (lambda p: p.update(head="gdaa"),
+                     "head='gdaa' is not allowed: one of mlp, linear, ncm, tip-adapter, tip-adapter-f, gda, "
+                     "zs-linear; did you mean gda?"),
+    "unknown head in the shots list": (lambda p: p["shots"].update(heads=["gda", "svm"]),
+                                       "shots.heads[1]='svm' is not allowed"),
+    "unknown nested key": (lambda p: p["heads"]["gda"].update(alpah=1),
+                           "unknown key heads.gda.alpah; did you mean heads.gda.alpha? (allowed here: alpha, alphas)"),
+    "unknown top-level key": (lambda p: p.update(sampler="uniform"),
+                              "unknown key sampler; did you mean heads.mlp.sampler? (allowed here: model, mode, head,"),
+    "unknown key with a near miss": (lambda p: p["embed"].update(batchsize=8),
+                                     "did you mean embed.batch_size?"),
+    "wrong type": (lambda p: p["heads"]["mlp"].update(lr="fast"), "heads.mlp.lr='fast': must be a number"),
+    "float for a whole number": (lambda p: p["heads"]["mlp"].update(epochs=2.5),
+                                 "heads.mlp.epochs=2.5: must be a whole number"),
+    "string for a number": (lambda p: p.update(seed="0"), "seed='0': must be a whole number"),
+    "out of range": (lambda p: p["split"].update(val_fraction=1.5), "split.val_fraction=1.5: must be less than 1"),
+    "negative grid value": (lambda p: p["heads"]["gda"].update(alphas=[1, -2]),
+                            "heads.gda.alphas[1]=-2: must be greater than 0"),
+    "empty grid": (lambda p: p["heads"]["linear"].update(Cs=[]), "heads.linear.Cs=[]: List should have at least 1"),
+    "bad shot count": (lambda p: p["shots"].update(ks=[1, 0, "al"]),
+                       "shots.ks[1]=0: must be a whole number >= 1 or 'all'; shots.ks[2]='al'"),
+    "bad sampler": (lambda p: p["heads"]["mlp"].update(sampler="balanced"),
+                    "heads.mlp.sampler='balanced' is not allowed: one of weighted, uniform"),
+    "bad template": (lambda p: p["embed"].update(templates=["a photo"]),
+                     "embed.templates[0]='a photo': must be a text with exactly one '{}'"),
+    "bad device": (lambda p: p["embed"].update(device="gpu"), "embed.device='gpu': must be auto, cpu, cuda or cuda:N"),
+    "bad workers": (lambda p: p["embed"].update(num_workers=-1),
+                    "embed.num_workers=-1: must be 'auto' or a whole number >= 0"),
+    "empty prompt list": (lambda p: p["classes"]["prompts"].update(bench=[]),
+                          "classes.prompts.bench=[]: must be a name or a non-empty list of names"),
+    "missing key": (lambda p: p["split"].pop("val_fraction"),
+                    "split.val_fraction is missing; add it"),
+    "missing group": (lambda p: p.pop("gzsl"), "gzsl is missing (a group with keys seen_bias)"),
+    "empty group": (lambda p: p.update(split=None), "split is empty; it needs the keys val_fraction"),
+    "missing head settings": (lambda p: p["heads"].pop("zs-linear"), "heads.zs-linear is missing"),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_each_fault_is_named_in_one_line(name):
+    change, expected = CASES[name]
+    assert expected in fault(change)
+
+
+def test_every_fault_is_listed_at_once():
+    def two(p):
+        p.update(mode="some")
+        p["heads"]["gda"].update(alpha="x")
+    message = fault(two)
+    assert "mode='some'" in message and "heads.gda.alpha='x'" in message
+
+
+def test_unreadable_files_are_named(tmp_path):
+    with pytest.raises(UserError, match="parameter file not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("model: [unclosed")
+    with pytest.raises(UserError, match="params.yaml: not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("- a list")
+    with pytest.raises(UserError, match="expected a mapping of parameters, got list"):
+        load_params(tmp_path / "params.yaml")

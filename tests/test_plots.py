@@ -1,0 +1,79 @@
+"""What `dvc plots show` draws and what the PNGs show must agree, on hand-made cases."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fewclip.metrics import classification_metrics
+from fewclip.plots import confusion_records, contact_sheet, mistakes
+from fewclip.shots import curve_metrics, curve_records
+from helpers import ROOT
+
+CLASSES = ["bus", "car", "truck", "airplane"]
+# 3 buses (one taken for a car), 4 cars (one for a truck), 2 trucks, no airplane image;
+# nothing is ever predicted "airplane".
+TRUE = [0, 0, 0, 1, 1, 1, 1, 2, 2]
+PRED = [0, 0, 1, 1, 1, 1, 2, 2, 2]
+
+
+def test_interactive_confusion_matrix_is_the_pngs_matrix():
+    proba = np.eye(len(CLASSES))[PRED]
+    m = classification_metrics(TRUE, proba, CLASSES)
+    records = confusion_records(m["counts"], CLASSES)
+    # every class on both axes, airplane included though it is never predicted nor present
+    assert [(r["actual"], r["predicted"]) for r in records] == [(a, p) for a in CLASSES for p in CLASSES]
+    rates = np.array([r["rate"] for r in records]).reshape(4, 4)
+    assert np.allclose(rates, m["confusion"], atol=1e-4)  # what confusion_matrix_png draws
+    assert rates[0, 1] == pytest.approx(1 / 3, abs=1e-4)  # one bus of three taken for a car
+    assert rates[1, 0] == 0  # not "every car predicted as bus": rows are true classes
+    assert np.allclose(rates[:3].sum(1), 1) and rates[3].sum() == 0  # no airplane image: zeros
+    assert sum(r["count"] for r in records) == len(TRUE)
+
+
+def test_dvc_yaml_draws_rows_as_true_classes_with_the_rate_template():
+    plots = {next(iter(p)): p[next(iter(p))] for p in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+             if isinstance(p, dict)}
+    for name in ("metrics/evaluate/plots/confusion.json", "metrics/evaluate/plots/gzsl_confusion.json"):
+        spec = plots[name]
+        assert (spec["template"], spec["x"], spec["y"]) == ("confusion_rows", "predicted", "actual")
+        assert "row" in spec["title"] and "sums to 1" in spec["title"]
+    template = json.loads((ROOT / ".dvc" / "plots" / "confusion_rows.json").read_text())
+    layer = template["spec"]["layer"][0]["encoding"]["color"]
+    assert layer["field"] == "rate"  # the stored per-true-class share, not recomputed by Vega
+    assert "aggregate" not in json.dumps(template)
+
+
+def test_shots_curve_records_and_headline_figures():
+    summary = {"gda": {"1": {"mean": 0.5, "std": 0.1, "shots": 1.0, "seeds": 5},
+                       "16": {"mean": 0.8, "std": 0.0, "shots": 16.0, "seeds": 5},
+                       "all": {"mean": 0.9, "std": 0.0, "shots": 23.4, "seeds": 5}},
+               "zero-shot": {k: {"mean": 0.7, "std": 0.0, "shots": 0.0, "seeds": 1} for k in ("1", "16", "all")}}
+    records = curve_records(summary)
+    assert {r["head"] for r in records} == {"gda", "zero-shot"} and len(records) == 6
+    assert curve_metrics(records, "gda") == {"k01": 0.5, "k16": 0.8, "k_all": 0.9, "zero_shot": 0.7}
+    assert sorted(curve_metrics(records, "gda")) == ["k01", "k16", "k_all", "zero_shot"]  # sorts in shot order
+    assert curve_metrics(records, "mlp") == {}
+
+
+def test_gallery_of_mistakes(tmp_path):
+    paths = []
+    for i in range(9):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((300, 400, 3), i * 25, dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    proba = np.full((9, 4), 0.1)
+    proba[np.arange(9), PRED] = np.linspace(0.5, 0.7, 9)
+    items = mistakes(TRUE, proba, CLASSES, paths, limit=5)
+    assert [p for p, _ in items] == [paths[6], paths[2]]  # the two mistakes, most confident first
+    assert "true car" in items[0][1] and "predicted truck 65%" in items[0][1]
+    only_trucks = mistakes(TRUE, proba, CLASSES, paths, only=lambda t, p: p == 2)
+    assert [p for p, _ in only_trucks] == [paths[6]]
+    sheet = tmp_path / "sheet.jpg"
+    (tmp_path / "gone.png").write_bytes(b"not an image")
+    assert contact_sheet(items * 15 + [(str(tmp_path / "gone.png"), "gone")], sheet, "test") == 31
+    assert sheet.read_bytes()[:2] == b"\xff\xd8" and sheet.stat().st_size < 400_000
+    contact_sheet([], tmp_path / "empty.jpg", "nothing")
+    assert (tmp_path / "empty.jpg").stat().st_size > 0
