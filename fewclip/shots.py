@@ -108,10 +108,15 @@ def curve_records(summary: dict) -> list[dict]:
             for head, by_k in summary.items() for k, v in by_k.items()]
 
 
+HEADLINE_KS = ("1", "4", "16", "all")  # the shot counts of the curve that become DVC metrics
+
+
 def curve_metrics(records: list[dict], head: str) -> dict:
-    """The headline figures of the shots curve: `head`'s mean test accuracy at each k
-    (`k01`, `k02`, ..., `k16`, `k_all`: names that sort in shot order) and zero-shot's, from
-    `curve_records`; {} when `head` was not in the curve."""
-    mine = {("k_all" if r["k"] == "all" else f"k{int(r['k']):02d}"): r["acc"] for r in records if r["head"] == head}
+    """The headline figures of the shots curve: `head`'s mean test accuracy at the shot
+    counts of HEADLINE_KS that the curve has (`k01`, `k04`, `k16`, `k_all`: names that sort
+    in shot order; the whole curve stays plot data) and zero-shot's, from `curve_records`;
+    {} when `head` was not in the curve."""
+    mine = {("k_all" if r["k"] == "all" else f"k{int(r['k']):02d}"): r["acc"] for r in records
+            if r["head"] == head and r["k"] in HEADLINE_KS}
     zero = [r["acc"] for r in records if r["head"] == "zero-shot"]
     return {**mine, "zero_shot": zero[0]} if mine and zero else {}

@@ -16,7 +16,7 @@ from dvclive import Live
 
 from fewclip import UserError
 from fewclip.features import load_features
-from fewclip.heads import ZeroShotHead, make_head, save_head
+from fewclip.heads import ZeroShotHead, make_head, one_thread, save_head
 from fewclip.params import load_params, run
 
 
@@ -46,7 +46,8 @@ def main() -> None:
         raise UserError(f"{features}/text.npz does not match {features}/train.npz; rerun `dvc repro embed`")
     text_features = text["features"][: len(classes)]
 
-    with Live(dir=live_dir, dvcyaml=False, save_dvc_exp=False) as live:
+    # one thread, as the shots stage fits the same heads: the same numbers from both
+    with Live(dir=live_dir, dvcyaml=False, save_dvc_exp=False) as live, one_thread():
         def log_epoch(epoch: int, metrics: dict) -> None:
             for name, value in metrics.items():
                 live.log_metric(name, value)

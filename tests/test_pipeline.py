@@ -109,13 +109,17 @@ def test_metrics_and_plots_hold_sane_values(repo):
         assert sum(r["rate"] for r in cm if r["actual"] == c) == pytest.approx(1, abs=1e-3)
         assert sum(r["predicted"] == c for r in cm) == 6
     assert (repo / "plots" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    for gallery in ("mistakes.jpg", "gzsl_mistakes.jpg"):  # JPEG, capped in size
+        assert (repo / "plots" / gallery).read_bytes()[:2] == b"\xff\xd8"
+        assert (repo / "plots" / gallery).stat().st_size < 400_000
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=repo).stdout)
     figures = next(iter(shown.values()))["data"]["metrics/evaluate/metrics.json"]["data"]
     flat = {f"{group}.{k}" for group, values in figures.items() for k in values}
     assert flat == {"test.acc", "test.balanced_acc", "val.acc", "gzsl.seen", "gzsl.novel", "gzsl.harmonic",
                     "curve.k01", "curve.k16", "curve.k_all", "curve.zero_shot"}
-    plots = sh("dvc", "plots", "show", "--json", cwd=repo).stdout
-    assert "confusion.json" in plots and "acc.tsv" in plots
+    shown = sh("dvc", "plots", "show", "--json", cwd=repo)
+    assert "confusion.json" in shown.stdout and "acc.tsv" in shown.stdout and "mistakes.jpg" in shown.stdout
+    assert "failed to load" not in shown.stdout + shown.stderr
 
 
 def test_nothing_reruns_and_train_params_do_not_re_embed(repo):
@@ -226,8 +230,12 @@ def test_predict_command_formats_bad_files_and_new_classes(repo):
     as_csv = sh(*predict, "--format", "csv", cwd=repo).stdout.splitlines()
     assert as_csv[0] == "path,rank,class,probability" and len(as_csv) == 1 + 3 * 2
     assert all(row.split(",")[2] != "green circle" for row in as_csv[1:])  # not added this time
-    table = sh(*predict, cwd=repo).stdout.splitlines()
+    sheet = repo.parent / "sheet.jpg"
+    drawn = sh(*predict, "--contact-sheet", str(sheet), cwd=repo)
+    table = drawn.stdout.splitlines()
     assert len(table) == 3 and all("%" in line for line in table)
+    assert f"contact sheet of 3 photos -> {sheet}" in drawn.stderr
+    assert sheet.read_bytes()[:2] == b"\xff\xd8" and 0 < sheet.stat().st_size < 400_000
     bad = sh("python", "-m", "fewclip.predict", str(photos / "empty"), cwd=repo, check=False)
     assert bad.returncode == 1 and bad.stderr.strip().endswith("no image to classify in " + str(photos / "empty"))
 
@@ -331,3 +339,14 @@ def test_a_missing_key_is_named(repo):
         assert "Running stage 'embed'" not in proc.stdout or "embed: train:" not in proc.stdout
     finally:
         (repo / "params.yaml").write_text(params)
+
+
+def test_a_param_of_another_head_does_not_retrain(repo):
+    """`train` depends on the configured head's settings only (`heads.${head}`): the mlp's
+    sampler reruns the shots curve (which fits the mlp too), not the gda head's training."""
+    repo, _ = repo
+    sh("dvc", "exp", "run", "-S", "mode=few", "-S", "head=gda", "-n", "gda-weighted", cwd=repo)
+    exp = sh("dvc", "exp", "run", "-S", "heads.mlp.sampler=uniform", "-n", "gda-uniform", cwd=repo)
+    assert ran(exp.stdout) == {"params", "shots", "evaluate"}
+    rows = exp_rows(repo)
+    assert rows["gda-uniform"][1]["test"] == rows["gda-weighted"][1]["test"]

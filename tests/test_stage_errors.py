@@ -4,7 +4,6 @@ import re
 import shutil
 
 import pytest
-from PIL import Image
 
 from conftest import CLASSES
 from helpers import ROOT, set_params, sh, truncated_jpeg
