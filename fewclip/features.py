@@ -164,8 +164,9 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
             todo.setdefault(keys[i], []).append(i)
     order = list(todo)
     done = 0
-    for feats, errs in iter_embed(backbone, [paths[todo[k][0]] for k in order], batch_size,
-                                  num_workers, desc, progress):
+    batches = iter_embed(backbone, [paths[todo[k][0]] for k in order], batch_size, num_workers, desc,
+                         progress) if order else []  # nothing to embed: leave the backbone unloaded
+    for feats, errs in batches:
         for key, f, err in zip(order[done:done + len(errs)], feats, errs):
             for i in todo[key]:
                 out[i], errors[i] = f, err

@@ -136,3 +136,25 @@ def test_kill_9_mid_run_then_resume_gives_the_clean_run_features(backbone, tiny_
     clean, _ = embed_cached(backbone, paths, cache_for(tmp_path / "clean", backbone), batch_size=2, progress=False)
     assert np.allclose(resumed, clean, atol=ROUNDING)
     assert (resumed.argmax(1) == clean.argmax(1)).all()
+
+
+def test_a_fully_cached_run_never_loads_the_backbone(tiny_checkpoint, images, tmp_path):
+    """Images and class texts all cached: the features come back without loading the
+    checkpoint, equal to the first run's; one new image makes it load."""
+    from fewclip.backbone import LazyBackbone
+    from fewclip.prompts import logit_scale, text_classifier
+
+    def run(paths):
+        lazy = LazyBackbone(str(tiny_checkpoint), device="cpu")
+        cache = FeatureCache(tmp_path / "cache", lazy.sha256, str(lazy.dtype).removeprefix("torch."))
+        feats, _ = embed_cached(lazy, paths, cache, batch_size=8, progress=False)
+        text = text_classifier(lazy, ["red circle", "blue square"], ["a photo of a {}."], cache=cache)
+        return feats, text, logit_scale(lazy, cache), lazy.loaded is not None
+
+    feats, text, scale, loaded = run(images)
+    assert loaded
+    again, text_again, scale_again, loaded_again = run(images)
+    assert not loaded_again
+    assert np.array_equal(again, feats) and np.array_equal(text_again, text) and scale_again == scale
+    new = sorted(str(p) for p in write_image_folder(tmp_path / "new", ["red circle"], 1, seed=5).rglob("*.jpg"))
+    assert run(images + new)[3]
