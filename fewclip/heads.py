@@ -698,9 +698,7 @@ def make_head(name: str, head_params: dict | None = None, text_features=None, lo
     if name not in HEADS:
         raise UserError(f"params.yaml: head={name!r} is not one of {', '.join(HEADS)}")
     kwargs = dict(head_params or {})
-    if name == "mlp":
-        kwargs.update(seed=seed)
-    elif name == "tip-adapter-f":
+    if name in ("mlp", "tip-adapter-f"):  # the heads whose result depends on the seed
         kwargs.update(seed=seed)
     if name in TEXT_PRIOR_HEADS:
         kwargs.update(text_features=text_features, logit_scale=logit_scale)
