@@ -88,11 +88,14 @@ def model_sha256(name: str) -> str:
         "nor an existing checkpoint file; set `model` in params.yaml to one of those")
 
 
-def load_backbone(name: str, device: str = "auto", download_root: str | None = None) -> Backbone:
-    """Load a frozen CLIP by name or checkpoint path; one clear UserError when that fails."""
+def load_backbone(name: str, device: str = "auto", download_root: str | None = None,
+                  sha256: str | None = None) -> Backbone:
+    """Load a frozen CLIP by name or checkpoint path; one clear UserError when that fails.
+    `sha256`: the `model_sha256(name)` the caller already has (hashing a checkpoint file
+    reads all of it)."""
     dev = resolve_device(device)
     root = os.path.expanduser(download_root or DEFAULT_CACHE)
-    sha = model_sha256(name)
+    sha = sha256 or model_sha256(name)
     if name in _MODELS:
         model, preprocess = _load_named(name, dev, root)
     else:
@@ -120,7 +123,7 @@ class LazyBackbone:
     def load(self) -> Backbone:
         if self.loaded is None:
             start = time.perf_counter()
-            self.loaded = load_backbone(self.name, str(self.device), self.download_root)
+            self.loaded = load_backbone(self.name, str(self.device), self.download_root, self.sha256)
             self.load_seconds = time.perf_counter() - start
         return self.loaded
 

@@ -26,7 +26,7 @@ from . import UserError
 # The few-shot heads by their `head` names; `fewclip.heads.HEADS` implements exactly these
 # (a test checks that the two agree).
 HEAD_NAMES = ("mlp", "linear", "ncm", "tip-adapter", "tip-adapter-f", "gda", "zs-linear")
-HeadName = Literal["mlp", "linear", "ncm", "tip-adapter", "tip-adapter-f", "gda", "zs-linear"]
+HeadName = Literal[HEAD_NAMES]
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -206,7 +206,7 @@ def check_params(params: Any, path: str | Path = "params.yaml") -> None:
     try:
         Params.model_validate(params)
     except ValidationError as e:
-        faults = [_describe(err, params) for err in e.errors()]
+        faults = [_describe(err) for err in e.errors()]
         raise UserError(f"{path}: " + "; ".join(dict.fromkeys(faults))) from None
 
 
@@ -244,7 +244,7 @@ def _all_keys(model: type[BaseModel], prefix: tuple = ()) -> list[tuple]:
     return keys
 
 
-def _describe(err: dict, params: dict) -> str:
+def _describe(err: dict) -> str:
     loc = tuple(err["loc"])
     key, kind = _key(loc), err["type"]
     if kind == "extra_forbidden":

@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .data import BadImage, load_rgb  # noqa: E402
+
 
 def model_label(model: str) -> str:
     """A short name for a backbone in titles: a checkpoint's file name, or the CLIP name."""
@@ -134,8 +136,6 @@ def contact_sheet(items: list[tuple[str, str]], path: str | Path, title: str, co
     a photo that can no longer be read is drawn as a grey tile that says so. Returns the
     number of photos drawn. With no items, the sheet says `title` and that there is nothing
     to show."""
-    from .data import BadImage, load_rgb
-
     rows = max(1, -(-len(items) // columns))
     cols = min(columns, max(1, len(items)))
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols + 0.2, 2.5 * rows + 0.5), dpi=thumb / 1.9,

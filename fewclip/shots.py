@@ -58,7 +58,7 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
     seconds to fit), then one zero-shot row per k (not a fit: its seconds are 0)."""
     pool = Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]))
     n_classes = text_features.shape[0]
-    plan = fit_plan(heads, head_params, ks, seeds)
+    plan = set(fit_plan(heads, head_params, ks, seeds))
     rows = []
     for k in ks:
         for seed in range(seeds):

@@ -92,7 +92,7 @@ def main() -> None:
     if g is not None:
         write_confusion(live_dir / "plots" / "gzsl_confusion.json", g["counts"], clf.classes)
 
-    how = "zero-shot" if saved["mode"] == "zero" else f"few-shot {saved['head']['name']} head"
+    how = "zero-shot" if saved["mode"] == "zero" else f"few-shot {head_name} head"
     gallery = png.with_name("mistakes.jpg")
     shown = contact_sheet(mistakes(test.labels, test_proba, test.classes, test.paths, GALLERY), gallery,
                           f"{how}: the {GALLERY} most confident of {int((test_proba.argmax(1) != test.labels).sum())} "
@@ -113,9 +113,9 @@ def main() -> None:
         print(f"evaluate: generalised zero-shot over {len(clf.classes)} classes: seen {g['seen']:.1%}, "
               f"novel {g['novel']:.1%}, harmonic mean {g['harmonic']:.1%} on {g['n']} images -> {gzsl_png}")
     else:
-        message_png(gzsl_png, "No novel class with test images: no generalised zero-shot evaluation.")
-        contact_sheet([], png.with_name("gzsl_mistakes.jpg"),
-                      "No novel class with test images: no generalised zero-shot evaluation.")
+        nothing = "No novel class with test images: no generalised zero-shot evaluation."
+        message_png(gzsl_png, nothing)
+        contact_sheet([], png.with_name("gzsl_mistakes.jpg"), nothing)
         write_confusion(live_dir / "plots" / "gzsl_confusion.json", np.zeros((0, 0)), [])
         print("evaluate: no novel class with test images: no generalised zero-shot metrics")
     print(f"evaluate: {title}, balanced {m['balanced_acc']:.1%} on {m['n']} images -> {live_dir}/, {png}")
