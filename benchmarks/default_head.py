@@ -184,7 +184,7 @@ def _accuracy(head, x, y) -> float:
 
 
 def _chosen(head) -> dict:
-    return {p: getattr(head, p) for p in getattr(head, "chosen_on_validation", ())}
+    return head.chosen()
 
 
 def run_cell(pool: Pool, k: int, draws: int, heads: list[str], head_params: dict, val_per_class: int,

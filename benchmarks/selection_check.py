@@ -6,7 +6,7 @@ Run by hand on the shared real CLIP features, e.g.
 
 For each head: the candidate its selection rule chose, the validation images on which that
 candidate and the prior (zero-shot) disagree (wins, losses, the paired z-score
-(w - l - 1) / sqrt(w + l) that `fewclip.heads._choose` compares with SELECTION_Z), and the
+(w - l - 1) / sqrt(w + l) that `fewclip.heads.choose` compares with SELECTION_Z), and the
 same wins and losses of the fitted head against zero-shot on the test images. Heads with
 randomness run with seed 0.
 """
@@ -26,10 +26,6 @@ def wins_losses(correct: np.ndarray, prior: np.ndarray) -> tuple[int, int]:
     return int((correct & ~prior).sum()), int((~correct & prior).sum())
 
 
-def z_score(w: int, l: int) -> float:
-    return (w - l - 1) / np.sqrt(w + l) if w + l else 0.0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path, help="the shared clip-features folder")
@@ -47,25 +43,13 @@ def main() -> None:
     print(f"{task.name}, {k} shot(s): zero-shot {100 * zero_val.mean():.1f}% on validation ({len(yv)} images), "
           f"{100 * zero_test.mean():.1f}% on test ({len(yt)} images)")
 
-    choose = heads._choose
     for name in args.heads:
-        seen = []
-
-        def spy(correct, prior):
-            chosen = choose(correct, prior)
-            seen.append((correct, prior, chosen))
-            return chosen
-
-        heads._choose = spy
-        try:
-            head = heads.make_head(name, None, task.text, task.logit_scale).fit(x, y, xv, yv, n_classes=task.n_classes)
-        finally:
-            heads._choose = choose
-        correct, prior, chosen = seen[-1]
-        vw, vl = wins_losses(correct[chosen].numpy() > 0, correct[prior].numpy() > 0)
+        head = heads.make_head(name, None, task.text, task.logit_scale).fit(x, y, xv, yv, n_classes=task.n_classes)
+        choice = head.selection_  # what the selection rule saw: the best candidate against the prior
         tw, tl = wins_losses(head.predict_proba(xt).argmax(1) == yt, zero_test)
-        print(f"{name}: chose {chosen} of {len(correct)} candidates; against zero-shot on validation "
-              f"{vw} won, {vl} lost (z {z_score(vw, vl):.2f}, {100 * (vw - vl) / len(yv):+.1f} points), "
+        print(f"{name}: chose {choice.chosen} (best on validation {choice.best}, prior {choice.prior}); best against "
+              f"the prior on validation {choice.wins} won, {choice.losses} lost (z {choice.z:.2f}, "
+              f"{100 * (choice.wins - choice.losses) / len(yv):+.1f} points); the fitted head against zero-shot "
               f"on test {tw} won, {tl} lost ({100 * (tw - tl) / len(yt):+.1f} points)")
 
 

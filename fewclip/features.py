@@ -1,14 +1,15 @@
-"""The cached feature files and batched image embedding.
+"""The feature files (their one writer and one reader each) and batched image embedding.
 
 Format (documented in the README): one `.npz` file per split, readable with numpy alone
-(`np.load(path)`, no pickle):
+(`np.load(path)`, no pickle), written by `save_features`, read by `load_features`:
   features  float32 (n, dim), each row L2-normalised
   labels    int64 (n,), indices into `classes`
   classes   str (n_classes,), class folder names
   paths     str (n,), image file paths, as listed by the split stage
   model     str scalar, the backbone (`model` param); model_sha256: its checkpoint's SHA-256
-`text.npz` has the same keys except labels and paths: one row per class (the trained
-classes, then novel ones), plus `templates` (str) and `logit_scale` (float scalar).
+`text.npz` (`save_text` / `load_text`) has the same keys except labels and paths: one row
+per class (the trained classes, then the novel ones), plus `templates` (str) and
+`logit_scale` (float scalar).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from . import UserError
-from .cache import atomic_write, file_sha256
+from .cache import NoCache, atomic_write, file_sha256
 from .data import BadImage, load_rgb
 
 
@@ -57,6 +58,46 @@ def load_features(path: str | Path) -> FeatureSet:
         return FeatureSet(features=z["features"].astype(np.float32), labels=z["labels"].astype(np.int64),
                           classes=[str(c) for c in z["classes"]], paths=[str(p) for p in z["paths"]],
                           model=str(z["model"]), model_sha256=str(z["model_sha256"]))
+
+
+@dataclass
+class TextFeatures:
+    """The class text features: the trained classes first, then the novel ones."""
+
+    features: np.ndarray
+    classes: list[str]
+    templates: list[str]
+    logit_scale: float
+    model: str
+    model_sha256: str
+
+    def rows_for(self, classes: list[str], path: str | Path = "text.npz") -> np.ndarray:
+        """The rows of `classes`, which must be the first classes of the file in that order
+        (the trained classes, as the feature files name them)."""
+        if self.classes[: len(classes)] != list(classes):
+            raise UserError(f"{path} does not start with the classes {classes} of the feature files; "
+                            "rerun `dvc repro embed`")
+        return self.features[: len(classes)]
+
+    def novel_of(self, classes: list[str]) -> list[str]:
+        """The classes after `classes`: those known by name only."""
+        return self.classes[len(classes):]
+
+
+def save_text(path: str | Path, t: TextFeatures) -> None:
+    save_npz(path, features=t.features.astype(np.float32), classes=np.array(t.classes, dtype=str),
+             templates=np.array(t.templates, dtype=str), logit_scale=float(t.logit_scale),
+             model=t.model, model_sha256=t.model_sha256)
+
+
+def load_text(path: str | Path) -> TextFeatures:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: text feature file not found (run the embed stage: `dvc repro embed`)")
+    with np.load(path, allow_pickle=False) as z:
+        return TextFeatures(features=z["features"].astype(np.float32), classes=[str(c) for c in z["classes"]],
+                            templates=[str(t) for t in z["templates"]], logit_scale=float(z["logit_scale"]),
+                            model=str(z["model"]), model_sha256=str(z["model_sha256"]))
 
 
 class ImageFiles(Dataset):
@@ -107,13 +148,9 @@ def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: 
     """Features (n, dim) for `paths`, and for each path "" or the reason it could not be read.
 
     Rows of unreadable images are zeros; the caller drops them and reports the reasons.
+    `embed_cached` without a cache (files with the same content are still embedded once).
     """
-    feats, errors = [], []
-    for f, errs in iter_embed(backbone, paths, batch_size, num_workers, desc, progress):
-        feats.append(f)
-        errors += errs
-    dim = int(backbone.model.text_projection.shape[1])
-    return (np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)), errors
+    return embed_cached(backbone, paths, NoCache(), batch_size, num_workers, desc, progress)
 
 
 @dataclass

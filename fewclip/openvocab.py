@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from . import UserError
-from .heads import load_head
+from .features import TextFeatures
+from .heads import load_head, save_head
 
 
 class OpenVocabulary:
@@ -60,17 +61,45 @@ class OpenVocabulary:
         return scores.softmax(-1).numpy()
 
 
+# The classifier artefact (`models/classifier.pt`, `torch.load(weights_only=True)` reads it):
+#   version        ARTEFACT_VERSION
+#   mode           "few" or "zero"
+#   head           `fewclip.heads.save_head` of the trained head (the zero-shot head in zero mode)
+#   classes        the trained classes; text_classes: those, then the novel ones
+#   text_features  (len(text_classes), dim) float32; templates: the prompt templates
+#   logit_scale, seen_bias, model (the backbone param), model_sha256
+ARTEFACT_VERSION = 2  # 2: heads keep chosen values and fitted state in `<name>_` attributes
+
+
+def save_classifier(path, mode: str, head, classes: list[str], text: TextFeatures, seen_bias: float) -> None:
+    """Write the train stage's artefact (the format above)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"version": ARTEFACT_VERSION, "mode": mode, "head": save_head(head), "classes": list(classes),
+                "text_features": torch.from_numpy(text.features), "text_classes": list(text.classes),
+                "templates": list(text.templates), "seen_bias": float(seen_bias),
+                "logit_scale": float(text.logit_scale), "model": text.model, "model_sha256": text.model_sha256},
+               path)
+
+
 def load_classifier(path) -> tuple[OpenVocabulary, dict]:
     """The train stage's artefact as an `OpenVocabulary` over every class it knows, and the
-    saved dict (backbone name and SHA-256, templates, prompts)."""
+    saved dict (backbone name and SHA-256, templates, mode)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: trained classifier not found (run `dvc repro train`)")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, OSError) as e:
+        raise UserError(f"{path}: not a classifier written by the train stage ({type(e).__name__}: {e})") from None
+    if not isinstance(saved, dict) or saved.get("version") != ARTEFACT_VERSION:
+        found = saved.get("version", 1) if isinstance(saved, dict) else "?"
+        raise UserError(f"{path}: a classifier of format {found}, this version of fewclip reads format "
+                        f"{ARTEFACT_VERSION}; retrain it with `dvc repro train`")
+    try:
         head = load_head(saved["head"])
         clf = OpenVocabulary(head, saved["text_classes"], saved["text_features"], saved["logit_scale"],
-                             len(saved["classes"]), saved.get("seen_bias", 0.0))
-    except (KeyError, RuntimeError, ValueError, OSError) as e:
+                             len(saved["classes"]), saved["seen_bias"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise UserError(f"{path}: not a classifier written by the train stage ({type(e).__name__}: {e})") from None
     return clf, saved

@@ -169,6 +169,7 @@ class ShotsParams(_Section):
     seeds: Count
     val_per_class: Count
     heads: Annotated[list[HeadName], Field(min_length=1)]
+    workers: Annotated[Union[int, str], BeforeValidator(_workers)]
 
 
 class Params(_Section):

@@ -7,12 +7,17 @@ for the reported number. `k = "all"` uses the split stage's own train/validation
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
-from .heads import ZeroShotHead, make_head
+from .heads import HEADS, ZeroShotHead, make_head
 
 
 @dataclass
@@ -42,48 +47,100 @@ def accuracy(head, x: np.ndarray, y: np.ndarray) -> float:
     return float((head.predict_proba(x).argmax(1) == y).mean())
 
 
-def fit_plan(heads: list[str], head_params: dict, ks: list, seeds: int) -> list[tuple]:
+def fit_plan(heads: list[str], ks: list, seeds: int) -> list[tuple]:
     """The (k, seed, head) fits of a curve. At k = "all" the training and validation images
     are the split stage's, the same for every seed, so a deterministic head is fitted once
     there; a stochastic one (its result depends on the seed) once per seed."""
-    stochastic = {name: bool(make_head(name, head_params.get(name)).stochastic) for name in heads}
     return [(k, seed, name) for k in ks for seed in range(seeds) for name in heads
-            if k != "all" or seed == 0 or stochastic[name]]
+            if k != "all" or seed == 0 or HEADS[name].stochastic]
+
+
+def resolve_workers(workers, n_fits: int) -> int:
+    """`auto`: one process per core this process may use (`os.sched_getaffinity`), at most
+    one per fit; a number: that many (0 and 1: fit in this process)."""
+    if workers == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(cores, n_fits))
+    return max(1, min(int(workers), n_fits))
+
+
+# The data of the fits, set in the parent before the worker processes fork from it (so they
+# inherit it without pickling) or in the parent itself when it fits alone.
+_WORLD: dict = {}
+
+
+def _draw(k, seed: int) -> tuple[Features, Features]:
+    w = _WORLD
+    if k == "all":
+        return w["train"], w["val"]
+    if (k, seed) not in w["draws"]:
+        ti, vi = draw_shots(w["pool"].y, int(k), w["val_per_class"], np.random.default_rng([seed, int(k)]))
+        w["draws"][(k, seed)] = (Features(w["pool"].x[ti], w["pool"].y[ti]), Features(w["pool"].x[vi], w["pool"].y[vi]))
+    return w["draws"][(k, seed)]
+
+
+def _fit(task: tuple) -> dict:
+    """One fit of the plan, (k, seed, head name): its row of the curve."""
+    k, seed, name = task
+    w = _WORLD
+    tr, va = _draw(k, seed)
+    n_classes = w["text_features"].shape[0]
+    head = make_head(name, w["head_params"].get(name), text_features=w["text_features"],
+                     logit_scale=w["logit_scale"], seed=seed)
+    start = time.perf_counter()
+    head.fit(tr.x, tr.y, va.x, va.y, n_classes=n_classes)
+    return {"head": name, "k": str(k), "seed": seed, "shots": len(tr.y) / n_classes,
+            "acc": accuracy(head, w["test"].x, w["test"].y), "seconds": time.perf_counter() - start}
+
+
+def _one_thread_worker() -> None:
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)
 
 
 def shots_curve(train: Features, val: Features, test: Features, text_features: np.ndarray,
                 logit_scale: float, heads: list[str], head_params: dict, ks: list, seeds: int,
-                val_per_class: int, progress=None) -> list[dict]:
-    """One row per fit of `fit_plan` (head, k, seed: test accuracy, mean shots per class,
-    seconds to fit), then one zero-shot row per k (not a fit: its seconds are 0)."""
-    pool = Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]))
-    n_classes = text_features.shape[0]
-    plan = set(fit_plan(heads, head_params, ks, seeds))
-    rows = []
-    for k in ks:
-        for seed in range(seeds):
-            if k == "all":
-                tr, va = train, val
-            else:
-                rng = np.random.default_rng([seed, int(k)])
-                ti, vi = draw_shots(pool.y, int(k), val_per_class, rng)
-                tr, va = Features(pool.x[ti], pool.y[ti]), Features(pool.x[vi], pool.y[vi])
-            shots = len(tr.y) / n_classes
-            for name in heads:
-                if (k, seed, name) not in plan:
-                    continue
-                head = make_head(name, head_params.get(name), text_features=text_features,
-                                 logit_scale=logit_scale, seed=seed)
-                start = time.perf_counter()
-                head.fit(tr.x, tr.y, va.x, va.y, n_classes=n_classes)
-                rows.append({"head": name, "k": str(k), "seed": seed, "shots": shots,
-                             "acc": accuracy(head, test.x, test.y),
-                             "seconds": time.perf_counter() - start})
+                val_per_class: int, progress=None, workers=1) -> list[dict]:
+    """One row per fit of `fit_plan`, in its order (head, k, seed: test accuracy, mean shots
+    per class, seconds to fit), then one zero-shot row per k (not a fit: its seconds are 0).
+
+    `workers` > 1 fits in that many processes forked from this one, each with one thread
+    (`resolve_workers`); every fit draws its own shots from (k, seed) and seeds its own
+    training, so the rows are the same whatever the number of processes."""
+    plan = fit_plan(heads, ks, seeds)
+    _WORLD.clear()
+    _WORLD.update(train=train, val=val, test=test, text_features=text_features, logit_scale=logit_scale,
+                  head_params=head_params, val_per_class=val_per_class, draws={},
+                  pool=Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y])))
+    workers = resolve_workers(workers, len(plan))
+    rows: list = [None] * len(plan)
+    try:
+        if workers == 1:
+            for i, task in enumerate(plan):
+                rows[i] = _fit(task)
                 if progress:
                     progress()
+        else:
+            # fork: the workers inherit the features and the imported modules; the slowest
+            # fits (most shots) go first so that no process is left with a long one at the end
+            order = sorted(range(len(plan)), key=lambda i: -_cost(plan[i]))
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                     initializer=_one_thread_worker) as pool:
+                futures = {pool.submit(_fit, plan[i]): i for i in order}
+                for future in as_completed(futures):
+                    rows[futures[future]] = future.result()
+                    if progress:
+                        progress()
+    finally:
+        _WORLD.clear()
     zs = accuracy(ZeroShotHead(text_features, logit_scale), test.x, test.y)
     rows += [{"head": "zero-shot", "k": str(k), "seed": 0, "shots": 0.0, "acc": zs, "seconds": 0.0} for k in ks]
     return rows
+
+
+def _cost(task: tuple) -> float:
+    k = task[0]
+    return float("inf") if k == "all" else float(k)
 
 
 def summarize(rows: list[dict]) -> dict:

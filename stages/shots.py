@@ -12,14 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from fewclip.features import load_features
+from fewclip.features import load_features, load_text
 from fewclip.heads import one_thread
 from fewclip.params import load_params, run
 from fewclip.plots import model_label, shots_curve_png
-from fewclip.shots import Features, curve_records, fit_plan, shots_curve, summarize
+from fewclip.shots import Features, curve_records, fit_plan, resolve_workers, shots_curve, summarize
 
 
 def main() -> None:
@@ -29,16 +28,17 @@ def main() -> None:
     p = load_params()
     cfg = p["shots"]
     sets = {s: load_features(features / f"{s}.npz") for s in ("train", "val", "test")}
-    with np.load(features / "text.npz", allow_pickle=False) as z:
-        n = len(sets["train"].classes)
-        text, logit_scale = z["features"][:n], float(z["logit_scale"])
+    text_file = load_text(features / "text.npz")
+    text, logit_scale = text_file.rows_for(sets["train"].classes, features / "text.npz"), text_file.logit_scale
     train, val, test = (Features(s.features, s.labels) for s in sets.values())
 
     start = time.perf_counter()
-    total = len(fit_plan(cfg["heads"], p["heads"], cfg["ks"], cfg["seeds"]))
+    total = len(fit_plan(cfg["heads"], cfg["ks"], cfg["seeds"]))
+    workers = resolve_workers(cfg["workers"], total)
+    tqdm.monitor_interval = 0  # no monitor thread: the fitting processes fork from this one
     with tqdm(total=total, desc="shots", unit="fit", leave=False) as bar, one_thread():
         rows = shots_curve(train, val, test, text, logit_scale, cfg["heads"], p["heads"],
-                           cfg["ks"], cfg["seeds"], cfg["val_per_class"], progress=bar.update)
+                           cfg["ks"], cfg["seeds"], cfg["val_per_class"], progress=bar.update, workers=workers)
     seconds = time.perf_counter() - start
     summary = summarize(rows)
 
@@ -57,7 +57,7 @@ def main() -> None:
     for head, by_k in summary.items():
         print(f"{head:<14}" + "".join(f"{by_k[k]['mean']:>8.3f}±{by_k[k]['std']:.3f}" for k in ks))
     fits = sum(r["head"] != "zero-shot" for r in rows)
-    print(f"shots: {fits} fits in {seconds:.1f}s -> {out}/, {png}")
+    print(f"shots: {fits} fits in {seconds:.1f}s ({workers} process{'es' if workers > 1 else ''}) -> {out}/, {png}")
 
 
 if __name__ == "__main__":

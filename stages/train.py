@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from dvclive import Live
 
-from fewclip import UserError
-from fewclip.features import load_features
-from fewclip.heads import ZeroShotHead, make_head, one_thread, save_head
+from fewclip.features import load_features, load_text
+from fewclip.heads import ZeroShotHead, make_head, one_thread
+from fewclip.openvocab import save_classifier
 from fewclip.params import load_params, run
 
 
@@ -39,12 +38,9 @@ def main() -> None:
     p = load_params()
     mode = p["mode"]
     train, val = load_features(features / "train.npz"), load_features(features / "val.npz")
-    with np.load(features / "text.npz", allow_pickle=False) as z:
-        text = {k: z[k] for k in z.files}
+    text = load_text(features / "text.npz")
     classes = train.classes
-    if [str(c) for c in text["classes"][: len(classes)]] != classes:
-        raise UserError(f"{features}/text.npz does not match {features}/train.npz; rerun `dvc repro embed`")
-    text_features = text["features"][: len(classes)]
+    text_features = text.rows_for(classes, features / "text.npz")
 
     # one thread, as the shots stage fits the same heads: the same numbers from both
     with Live(dir=live_dir, dvcyaml=False, save_dvc_exp=False) as live, one_thread():
@@ -54,37 +50,31 @@ def main() -> None:
             live.next_step()
 
         # Epoch 0 of every curve is zero-shot CLIP, the classifier before any training photo.
-        head = ZeroShotHead(text_features, float(text["logit_scale"]))
+        head = ZeroShotHead(text_features, text.logit_scale)
         log_epoch(0, accuracy_and_loss(head, train, val))
         if mode == "few":
             head = make_head(p["head"], p["heads"][p["head"]], text_features=text_features,
-                             logit_scale=float(text["logit_scale"]), seed=p["seed"])
+                             logit_scale=text.logit_scale, seed=p["seed"])
             head.fit(train.features, train.labels, val.features, val.labels,
                      n_classes=len(classes), on_epoch=log_epoch)
-            if not getattr(head, "history_", None):  # a closed-form head: its one step
+            if not (head.trains_in_epochs and head.history_):  # a closed-form head: its one step
                 log_epoch(1, accuracy_and_loss(head, train, val))
         # Not a DVC metric (the evaluate stage reports the headline figures): what the head
         # chose on the validation features, for `metrics/train/metrics.json` readers.
         if len(val.labels):
             val_acc = float((head.predict_proba(val.features).argmax(1) == val.labels).mean())
-        if getattr(head, "best_epoch_", None):
-            live.summary["best_epoch"] = head.best_epoch_
-        if getattr(head, "history_", None):
+        best_epoch = getattr(head, "best_epoch_", None)
+        if best_epoch:
+            live.summary["best_epoch"] = best_epoch
+        if head.trains_in_epochs and head.history_:
             live.summary["epochs_run"] = len(head.history_)
-        chosen = {k: head.get_params()[k] for k in getattr(head, "chosen_on_validation", ())}
+        chosen = head.chosen()
         if chosen:
             live.summary["chosen"] = chosen
 
-    model_out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"mode": mode, "head": save_head(head), "classes": classes,
-                "text_features": torch.from_numpy(text["features"]),
-                "text_classes": [str(c) for c in text["classes"]],
-                "templates": [str(t) for t in text["templates"]],
-                "seen_bias": float(p["gzsl"]["seen_bias"]),
-                "logit_scale": float(text["logit_scale"]),
-                "model": train.model, "model_sha256": train.model_sha256}, model_out)
+    save_classifier(model_out, mode, head, classes, text, p["gzsl"]["seen_bias"])
     print(f"train: {mode}-shot {head.name} head on {len(train.labels)} images, {len(classes)} classes"
-          + (f"; best epoch {head.best_epoch_} of {len(head.history_)}" if getattr(head, "best_epoch_", None) else "")
+          + (f"; best epoch {best_epoch} of {len(head.history_)}" if best_epoch else "")
           + "".join(f"; {k}={v}" for k, v in chosen.items())
           + (f"; validation accuracy {val_acc:.3f}" if len(val.labels) else "") + f" -> {model_out}")
 
