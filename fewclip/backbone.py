@@ -10,6 +10,7 @@ Files may be OpenAI's TorchScript archives (read by `clip.load`) or plain state 
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import time
 import urllib.error
@@ -63,7 +64,8 @@ class Backbone:
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        tokens = clip.tokenize(texts, context_length=self.context_length, truncate=True)
+        # `fewclip.prompts.check_lengths` has refused longer prompts: never cut one short here
+        tokens = clip.tokenize(texts, context_length=self.context_length, truncate=False)
         f = self.model.encode_text(tokens.to(self.device))
         return F.normalize(f.float(), dim=-1)
 
@@ -154,7 +156,10 @@ def _load_file(path: str, device: torch.device):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
             return clip.load(path, device=device, jit=False)
-    except Exception:  # clip.load cannot read plain state dicts with this torch: build them here
+    except (EOFError, RuntimeError, ValueError, OSError, pickle.UnpicklingError):
+        # not a TorchScript archive: clip.load then tries torch.load on the file it has already
+        # read to the end (EOFError) and so cannot read a plain state dict; build one here, or
+        # say below what the file is not
         pass
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -78,21 +78,32 @@ def name_reason(name: str) -> str | None:
     return None
 
 
+def _open(path: str | Path) -> Image.Image:
+    """`Image.open` (the header only) that refuses decompression bombs: PIL raises above
+    twice `MAX_IMAGE_PIXELS` and only warns between once and twice; both are refused here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def _reason(e: Exception, verb: str) -> str:
+    """The one-line reason for a failure of `_open` or of decoding."""
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image (unrecognised file content)"
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"refused (decompression bomb): {e}"
+    return f"{verb}: {e}"
+
+
 def check_header(path: str | Path) -> str | None:
     """None if `path` opens as an image (header only, cheap), else the reason it does not."""
     try:
         if os.path.getsize(path) == 0:
             return "empty file (0 bytes)"
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.size  # noqa: B018 - parses the header
-    except UnidentifiedImageError:
-        return "not an image (unrecognised file content)"
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        return f"refused (decompression bomb): {e}"
-    except (OSError, ValueError, SyntaxError) as e:
-        return f"unreadable: {e}"
+        with _open(path) as img:
+            img.size  # noqa: B018 - parses the header
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as e:
+        return _reason(e, "unreadable")
     return None
 
 
@@ -178,6 +189,71 @@ def stratified_split(samples: list[tuple[str, str]], val_fraction: float, seed: 
     return train, val
 
 
+@dataclass
+class Splits:
+    """The split stage's result: file lists, the trained and novel classes, the scanned folders."""
+
+    train: list[tuple[str, str]]
+    val: list[tuple[str, str]]
+    test: list[tuple[str, str]]
+    zero_shot: list[tuple[str, str]]
+    classes: list[str]
+    novel: list[str]
+    folders: list[ImageFolder]
+
+    def summary(self) -> dict:
+        return {"classes": self.classes, "novel_classes": self.novel,
+                "images": {"train": len(self.train), "val": len(self.val), "test": len(self.test),
+                           "zero_shot": len(self.zero_shot)},
+                "skipped": {str(f.root): {"count": len(f.skipped), "files": [[s.path, s.reason] for s in f.skipped]}
+                            for f in self.folders}}
+
+
+def make_splits(train_dir: str | Path, test_dir: str | Path, zero_shot_dir: str | Path | None, novel: list[str],
+                val_fraction: float, seed: int, info=lambda line: None, warn=lambda message: None) -> Splits:
+    """Scan the data folders and check their layout, then split the training photos.
+
+    The rules: the trained classes are the training folders, each with at least one usable
+    image; every test class is a trained class (a test folder without images is only
+    warned about: that class is not evaluated); a novel class (known by name only) has no
+    training folder; every class in `zero_shot_dir` is a novel class. A broken rule stops
+    with a UserError naming the folder and the classes. `info` hears each folder's scan
+    summary (before any rule is checked), `warn` the warnings."""
+    train, test = scan_folder(train_dir), scan_folder(test_dir)
+    zero = scan_folder(zero_shot_dir) if zero_shot_dir else None
+    for folder in (train, test, zero):
+        if folder:
+            info(folder.summary())
+    counts = train.counts()
+    if not train.classes:
+        raise UserError(f"{train.root}: no class folders found")
+    empty = [c for c in train.classes if counts[c] == 0]
+    if empty:
+        raise UserError(f"{train.root}: class folder(s) {empty} hold no usable image; "
+                        "these classes cannot be trained (add images or remove the folders)")
+    unknown = sorted(set(test.classes) - set(train.classes))
+    if unknown:
+        raise UserError(f"{test.root}: test class(es) {unknown} have no training folder in "
+                        f"{train.root}; every test class must be trained")
+    for c in test.classes:
+        if test.counts()[c] == 0:
+            warn(f"{test.root / c}: no usable test image; class {c!r} is not evaluated")
+    novel = list(novel)
+    trained_novel = sorted(set(novel) & set(train.classes))
+    if trained_novel:
+        raise UserError(f"params.yaml: classes.novel {trained_novel} have training folders in {train.root}; "
+                        "a novel class is known by name only")
+    if zero:
+        stray = sorted(set(zero.classes) - set(novel))
+        if stray:
+            raise UserError(f"{zero.root}: test class(es) {stray} are neither trained (no folder in "
+                            f"{train.root}) nor novel (params.yaml classes.novel: {novel}); "
+                            "add them to classes.novel or remove the folders")
+    tr, va = stratified_split(train.samples, val_fraction, seed)
+    return Splits(tr, va, test.samples, zero.samples if zero else [], train.classes, novel,
+                  [f for f in (train, test, zero) if f])
+
+
 def write_list(path: str | Path, samples: list[tuple[str, str]]) -> None:
     """A file list: CSV with a `path,label` header, one image per row."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -207,22 +283,13 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
     reason when decoding fails.
     """
     try:
-        with warnings.catch_warnings():
-            # PIL only warns between MAX_IMAGE_PIXELS and twice that: refuse those too
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-        with img:
+        with _open(path) as img:
             if min_side and img.format == "JPEG":
                 img.draft("RGB", (min_side, min_side))
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
-    except UnidentifiedImageError:
-        raise BadImage("not an image (unrecognised file content)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadImage(f"refused (decompression bomb): {e}") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise BadImage(f"cannot decode: {e}") from None
+            return _to_rgb(ImageOps.exif_transpose(img))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as e:
+        raise BadImage(_reason(e, "cannot decode")) from None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

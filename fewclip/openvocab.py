@@ -18,6 +18,7 @@ chosen on the validation split, which has no novel images; it is the `gzsl.seen_
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def load_classifier(path) -> tuple[OpenVocabulary, dict]:
         raise UserError(f"{path}: trained classifier not found (run `dvc repro train`)")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, ValueError, OSError) as e:
+    except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as e:
         raise UserError(f"{path}: not a classifier written by the train stage ({type(e).__name__}: {e})") from None
     if not isinstance(saved, dict) or saved.get("version") != ARTEFACT_VERSION:
         found = saved.get("version", 1) if isinstance(saved, dict) else "?"

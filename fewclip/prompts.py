@@ -7,11 +7,15 @@ taken and normalised again.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch.nn.functional as F
 
 from . import UserError
 from .cache import text_key
+
+CONTEXT_LENGTH = 77  # tokens CLIP's text encoder reads (every OpenAI CLIP model), start and end included
 
 
 def class_prompt_name(folder: str) -> str:
@@ -54,8 +58,9 @@ def text_classifier(backbone, class_names: list[str], templates: list[str],
     this backbone is not encoded again."""
     templates = check_templates(templates)
     rows = []
-    for words in class_prompts(class_names, names).values():
+    for c, words in class_prompts(class_names, names).items():
         texts = [t.format(w) for w in words for t in templates]
+        check_lengths(c, texts)
         key = text_key(texts)
         row = cache.get(key) if cache is not None else None
         if row is None or row.ndim != 1:
@@ -65,6 +70,23 @@ def text_classifier(backbone, class_names: list[str], templates: list[str],
                 cache.put(key, row)
         rows.append(row)
     return np.stack(rows).astype(np.float32)
+
+
+def check_lengths(class_name: str, texts: list[str], context_length: int = CONTEXT_LENGTH) -> None:
+    """A prompt longer than CLIP's text encoder reads stops with a UserError naming it (the
+    encoder would otherwise cut it short without a word)."""
+    for text in texts:
+        n = len(_tokenizer().encode(text)) + 2  # with the start and end tokens
+        if n > context_length:
+            raise UserError(f"params.yaml: the prompt {text!r} of class {class_name!r} is {n} tokens long; CLIP reads "
+                            f"at most {context_length}: shorten classes.prompts.{class_name} or embed.templates")
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
+    from clip.simple_tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer()
 
 
 def logit_scale(backbone, cache=None) -> float:

@@ -1,4 +1,5 @@
 import io
+import re
 from collections import Counter
 
 import numpy as np
@@ -6,7 +7,10 @@ import pytest
 from PIL import Image
 
 from fewclip import UserError
-from fewclip.data import BadImage, load_rgb, read_list, scan_folder, stratified_split, write_list
+from fewclip.data import BadImage, load_rgb, make_splits, read_list, scan_folder, stratified_split, write_list
+from synthetic import write_image_folder
+
+CLASSES = ["red circle", "green square", "blue triangle"]
 
 
 def _photo(size=(40, 30), color=(200, 40, 40)) -> Image.Image:
@@ -176,3 +180,50 @@ def test_an_unreadable_file_is_named_and_skipped(tmp_path, monkeypatch):
     assert found.skipped[0].path.endswith("locked.jpg") and "Permission denied" in found.skipped[0].reason
     with pytest.raises(BadImage, match="Permission denied"):
         load_rgb(cls / "locked.jpg")
+
+
+def layout(tmp_path, train=CLASSES[:3], test=CLASSES[:3], zero=(), novel=()):
+    write_image_folder(tmp_path / "train", list(train), 3, seed=0)
+    write_image_folder(tmp_path / "test", list(test), 2, seed=1)
+    if zero:
+        write_image_folder(tmp_path / "zs", zero if isinstance(zero, dict) else list(zero), 2, seed=2)
+    warnings, lines = [], []
+    splits = make_splits(tmp_path / "train", tmp_path / "test", tmp_path / "zs" if zero else "", list(novel),
+                         0.34, 0, info=lines.append, warn=warnings.append)
+    return splits, lines, warnings
+
+
+def test_a_valid_layout_is_split_and_summarised(tmp_path):
+    splits, lines, warnings = layout(tmp_path, zero={"bench": "yellow cross"}, novel=["bench"])
+    assert splits.classes == ["blue_triangle", "green_square", "red_circle"]
+    assert len(splits.train) == 6 and len(splits.val) == 3 and len(splits.test) == 6 and len(splits.zero_shot) == 2
+    assert splits.novel == ["bench"] and not warnings and len(lines) == 3
+    assert splits.summary()["images"] == {"train": 6, "val": 3, "test": 6, "zero_shot": 2}
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty class", "train: class folder(s) ['bench'] hold no usable image"),
+    ("untrained test class", "test: test class(es) ['blue_square'] have no training folder in"),
+    ("novel with photos", "classes.novel ['red_circle'] have training folders in"),
+    ("zero-shot class not novel", "zs: test class(es) ['purple_circle'] are neither trained"),
+])
+def test_layout_rules_name_the_folder_and_the_classes(tmp_path, case, message):
+    kwargs = {}
+    if case == "empty class":
+        (tmp_path / "train" / "bench").mkdir(parents=True)
+        (tmp_path / "train" / "bench" / "notes.txt").write_text("no photos yet")
+    elif case == "untrained test class":
+        kwargs["test"] = [*CLASSES[:3], "blue square"]
+    elif case == "novel with photos":
+        kwargs["novel"] = ["red_circle"]
+        kwargs["train"] = ["red circle", *CLASSES[1:3]]
+    else:
+        kwargs.update(zero=["yellow cross", "purple circle"], novel=["yellow_cross"])
+    with pytest.raises(UserError, match=re.escape(message)):
+        layout(tmp_path, **kwargs)
+
+
+def test_a_test_class_without_images_is_warned_about_not_fatal(tmp_path):
+    (tmp_path / "test" / "green_square").mkdir(parents=True)
+    splits, _, warnings = layout(tmp_path, test=CLASSES[:1])
+    assert any("green_square: no usable test image" in w for w in warnings), warnings

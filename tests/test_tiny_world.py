@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 
 from conftest import CLASSES
+from fewclip import UserError
 from fewclip.backbone import load_backbone
 from fewclip.data import scan_folder
 from fewclip.features import embed_images
-from fewclip.heads import MLPHead, ZeroShotHead
+from fewclip.heads import GDA, MLPHead, ZeroShotHead
+from fewclip.metrics import gzsl_metrics
+from fewclip.openvocab import OpenVocabulary
 from fewclip.prompts import class_prompt_name, text_classifier
 from synthetic import write_image_folder
 
@@ -50,18 +53,14 @@ def test_few_shot_mlp_is_far_above_chance(world):
     assert acc > 0.6, acc
 
 
-def test_a_class_known_by_name_only_is_recognised_beside_the_trained_ones(world):
-    """Hold one class out of training; give it by name only. The open-vocabulary classifier
-    recognises it far above chance while the trained classes keep their accuracy."""
-    from fewclip.heads import GDA
-    from fewclip.metrics import gzsl_metrics
-    from fewclip.openvocab import OpenVocabulary
-
+@pytest.fixture(scope="module")
+def open_world(world):
+    """One class held out of training and given by name only: a gda head on the other five,
+    the test images of all six, classes ordered trained first (the novel one last)."""
     names, text = world["classes"], world["text"]
     novel = names.index("yellow_cross")
     trained = [i for i in range(len(names)) if i != novel]
     remap = {old: new for new, old in enumerate(trained + [novel])}
-    order = [names[i] for i in trained + [novel]]
 
     def part(split, keep):
         x, y = world[split]
@@ -71,32 +70,50 @@ def test_a_class_known_by_name_only_is_recognised_beside_the_trained_ones(world)
     (x, y), (xv, yv) = part("train", trained), part("val", trained)
     xt, yt = part("test", trained + [novel])
     head = GDA(text[trained], world["logit_scale"]).fit(x, y, xv, yv)
-    seen_only = (head.predict_proba(xt[yt < 5]).argmax(1) == yt[yt < 5]).mean()
+    return {"head": head, "order": [names[i] for i in trained + [novel]], "text": text[trained + [novel]],
+            "scale": world["logit_scale"], "xt": xt, "yt": yt}
 
-    clf = OpenVocabulary(head, order, text[trained + [novel]], world["logit_scale"], n_trained=5)
-    m = gzsl_metrics(yt, clf.predict_proba(xt), order, 5)
+
+def test_a_class_known_by_name_only_is_recognised_beside_the_trained_ones(open_world):
+    """The open-vocabulary classifier recognises the novel class far above chance while the
+    trained classes keep their accuracy."""
+    w = open_world
+    xt, yt = w["xt"], w["yt"]
+    seen_only = (w["head"].predict_proba(xt[yt < 5]).argmax(1) == yt[yt < 5]).mean()
+    clf = OpenVocabulary(w["head"], w["order"], w["text"], w["scale"], n_trained=5)
+    m = gzsl_metrics(yt, clf.predict_proba(xt), w["order"], 5)
     assert m["novel"] > 0.6, m["novel"]  # chance: 1/6
     assert m["seen"] >= seen_only - 0.05, (m["seen"], seen_only)
     assert m["harmonic"] > 0.6
 
-    # Calibrated stacking: a large bias against trained classes hands everything to the novel one.
-    biased = OpenVocabulary(head, order, text[trained + [novel]], world["logit_scale"], 5, seen_bias=50.0)
-    assert (biased.predict_proba(xt).argmax(1) == 5).all()
-    # Without novel classes it is the head itself; with the zero-shot head, zero-shot CLIP.
-    assert np.allclose(OpenVocabulary(head, order[:5], text[trained], 1.0, 5).predict_proba(xt), head.predict_proba(xt))
-    zs = ZeroShotHead(text[trained], world["logit_scale"])
-    full = ZeroShotHead(text[trained + [novel]], world["logit_scale"]).predict_proba(xt)
-    assert np.allclose(OpenVocabulary(zs, order, text[trained + [novel]], world["logit_scale"], 5).predict_proba(xt),
-                       full, atol=1e-5)
+
+def test_a_large_seen_bias_hands_every_image_to_the_novel_class(open_world):
+    """Calibrated stacking: the bias is taken off every trained class's score."""
+    w = open_world
+    biased = OpenVocabulary(w["head"], w["order"], w["text"], w["scale"], 5, seen_bias=50.0)
+    assert (biased.predict_proba(w["xt"]).argmax(1) == 5).all()
 
 
-def test_gzsl_harmonic_mean_on_a_hand_checked_case():
-    from fewclip.metrics import gzsl_metrics
+def test_without_novel_classes_the_classifier_is_the_head(open_world):
+    w = open_world
+    clf = OpenVocabulary(w["head"], w["order"][:5], w["text"][:5], 1.0, 5)
+    assert np.allclose(clf.predict_proba(w["xt"]), w["head"].predict_proba(w["xt"]))
 
-    y = np.array([0, 0, 1, 1, 2, 2])
-    pred = np.array([0, 0, 1, 0, 2, 0])  # a: 2/2, b: 1/2, novel c: 1/2
-    m = gzsl_metrics(y, np.eye(3)[pred], ["a", "b", "c"], n_trained=2)
-    assert m["seen"] == pytest.approx(0.75) and m["novel"] == pytest.approx(0.5)
-    assert m["harmonic"] == pytest.approx(2 * 0.75 * 0.5 / 1.25)  # 0.6
-    assert m["acc"] == pytest.approx(4 / 6)
-    assert np.isnan(gzsl_metrics(y[:4], np.eye(3)[pred[:4]], ["a", "b", "c"], 2)["harmonic"])
+
+def test_with_the_zero_shot_head_it_is_zero_shot_clip_over_every_class(open_world):
+    w = open_world
+    zs = ZeroShotHead(w["text"][:5], w["scale"])
+    full = ZeroShotHead(w["text"], w["scale"]).predict_proba(w["xt"])
+    assert np.allclose(OpenVocabulary(zs, w["order"], w["text"], w["scale"], 5).predict_proba(w["xt"]), full, atol=1e-5)
+
+
+def test_an_over_long_prompt_is_refused_with_one_line_naming_it():
+    """CLIP reads 77 tokens; a longer prompt would be cut short without a word."""
+    class Unused:
+        def encode_texts(self, texts):
+            raise AssertionError("nothing may be encoded")
+
+    long = "a very long description of a bench " * 12
+    with pytest.raises(UserError, match=r"the prompt 'a photo of a a very long.*' of class 'bench' is \d+ tokens "
+                                        r"long; CLIP reads at most 77: shorten classes.prompts.bench"):
+        text_classifier(Unused(), ["bench"], ["a photo of a {}."], {"bench": ["bench", long]})
