@@ -1,15 +1,22 @@
 """Few-shot and zero-shot image classification on a frozen OpenAI CLIP.
 
 One module per concern:
-  data      image discovery, junk skipping, robust decoding, the train/val split, file lists
-  backbone  loading the CLIP backbone (name, cache folder or checkpoint file)
-  prompts   prompt templates and the text (zero-shot) classifier
-  features  the cached feature file format and batched image embedding
-  heads     classifiers on features (fit / predict_proba), their sampler, saving and loading
-  metrics   accuracy, balanced accuracy, per-class accuracy, confusion matrix
-  plots     PNG figures
-  fetch     obtaining the reference data set and checking it against data.dvc
-  params    reading params.yaml and running a stage with clear errors
+  params     the params.yaml schema, checked before any work; running a stage with clear errors
+  data       image discovery, junk skipping, robust decoding, the folder layout rules, the
+             train/val split, file lists
+  backbone   loading the frozen CLIP (name, cache folder or checkpoint file), encoding
+  cache      the per-image (and per-prompt-set) feature cache, keyed by content
+  features   the feature files (one writer, one reader each) and batched image embedding
+  prompts    prompt templates and the text (zero-shot) classifier
+  heads/     classifiers on features (the estimator contract in heads/base.py, one file per
+             head family, the selection rule in heads/selection.py), saving and loading
+  openvocab  trained and novel classes in one classifier; the classifier artefact's writer
+             and reader
+  shots      accuracy versus shots per class, every head, several seeds
+  metrics    accuracy, balanced accuracy, per-class accuracy, confusion matrix, GZSL figures
+  plots      PNG figures, contact sheets, the interactive plots' data
+  fetch      obtaining the reference data set and checking it against data.dvc
+  predict    classifying new photos with the trained artefact (python -m fewclip.predict)
 """
 
 

@@ -15,7 +15,7 @@ per class (the trained classes, then the novel ones), plus `templates` (str) and
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from tqdm import tqdm
 from . import UserError
 from .cache import NoCache, atomic_write, file_sha256
 from .data import BadImage, load_rgb
+from .decode import RouteCounts, iter_batches, resolve_decode
 
 
 @dataclass
@@ -128,29 +129,39 @@ def resolve_workers(num_workers, device) -> int:
 
 
 def iter_embed(backbone, paths: list[str], batch_size: int = 64, num_workers: int = 0,
-               desc: str = "embed", progress: bool = True):
+               desc: str = "embed", progress: bool = True, decode: str = "cpu", routes=None):
     """Yields (features (b, dim) float32, errors) batch by batch, in the order of `paths`;
-    an error is "" or the reason that image could not be read (its row is then zeros)."""
+    an error is "" or the reason that image could not be read (its row is then zeros).
+
+    `decode` ("cpu", "gpu" or "auto": `fewclip.decode.resolve_decode`): "gpu" decodes JPEGs
+    with nvJPEG and preprocesses them on the GPU, every other file as on the CPU path
+    (`fewclip.decode.iter_batches`); `routes` (a `fewclip.decode.RouteCounts`) then counts
+    which path each file took."""
     resolution = int(backbone.model.visual.input_resolution)
-    loader = DataLoader(ImageFiles(paths, backbone.preprocess, resolution), batch_size=batch_size,
-                        num_workers=num_workers, shuffle=False,
-                        pin_memory=backbone.device.type == "cuda")
+    if resolve_decode(decode, backbone.device) == "gpu":
+        batches = iter_batches(paths, resolution, backbone.preprocess, backbone.device, batch_size, num_workers)
+    else:
+        loader = DataLoader(ImageFiles(paths, backbone.preprocess, resolution), batch_size=batch_size,
+                            num_workers=num_workers, shuffle=False, pin_memory=backbone.device.type == "cuda")
+        batches = ((images, list(errs), ["cpu"] * len(errs)) for images, errs in loader)
     with tqdm(total=len(paths), desc=desc, unit="img", leave=False, disable=not progress) as bar:
-        for images, errs in loader:
+        for images, errs, how in batches:
             feats = backbone.encode_images(images).cpu().numpy().astype(np.float32)
             feats[[bool(e) for e in errs]] = 0.0
+            if routes is not None:
+                routes.update(how)
             yield feats, list(errs)
             bar.update(len(errs))
 
 
 def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: int = 0,
-                 desc: str = "embed", progress: bool = True) -> tuple[np.ndarray, list[str]]:
+                 desc: str = "embed", progress: bool = True, decode: str = "cpu") -> tuple[np.ndarray, list[str]]:
     """Features (n, dim) for `paths`, and for each path "" or the reason it could not be read.
 
     Rows of unreadable images are zeros; the caller drops them and reports the reasons.
     `embed_cached` without a cache (files with the same content are still embedded once).
     """
-    return embed_cached(backbone, paths, NoCache(), batch_size, num_workers, desc, progress)
+    return embed_cached(backbone, paths, NoCache(), batch_size, num_workers, desc, progress, decode=decode)
 
 
 @dataclass
@@ -158,11 +169,12 @@ class CacheStats:
     cached: int = 0     # images whose features came from the cache
     embedded: int = 0   # images run through the backbone (and stored)
     failed: int = 0     # images that could not be read or decoded
+    routes: RouteCounts = field(default_factory=RouteCounts)  # the decoding path of each embedded file
 
 
 def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_workers: int = 0,
                  desc: str = "embed", progress: bool = True, stats: CacheStats | None = None,
-                 dim: int | None = None) -> tuple[np.ndarray, list[str]]:
+                 dim: int | None = None, decode: str = "cpu") -> tuple[np.ndarray, list[str]]:
     """`embed_images` through a `fewclip.cache.FeatureCache` (or `NoCache`): only images whose
     content is not cached yet go through the backbone, and each batch is stored as soon as it
     is done, so a killed run loses at most one batch of work. Files with the same content are
@@ -202,7 +214,7 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
     order = list(todo)
     done = 0
     batches = iter_embed(backbone, [paths[todo[k][0]] for k in order], batch_size, num_workers, desc,
-                         progress) if order else []  # nothing to embed: leave the backbone unloaded
+                         progress, decode, stats.routes) if order else []  # nothing to embed: leave the backbone unloaded
     for feats, errs in batches:
         for key, f, err in zip(order[done:done + len(errs)], feats, errs):
             for i in todo[key]:

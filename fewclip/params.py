@@ -159,6 +159,7 @@ class EmbedParams(_Section):
     device: Annotated[str, BeforeValidator(_device)]
     batch_size: Count
     num_workers: Annotated[Union[int, str], BeforeValidator(_workers)]
+    decode: Literal["auto", "cpu", "gpu"]
     cache_dir: Text
     feature_cache: Union[Text, None]
     templates: Annotated[list[Annotated[str, BeforeValidator(_template)]], Field(min_length=1)]

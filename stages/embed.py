@@ -17,7 +17,9 @@ from fewclip import UserError
 from fewclip.backbone import LazyBackbone
 from fewclip.cache import FeatureCache, NoCache
 from fewclip.data import read_list
-from fewclip.features import CacheStats, FeatureSet, embed_cached, resolve_workers, save_features, save_npz
+from fewclip.decode import resolve_decode
+from fewclip.features import (CacheStats, FeatureSet, TextFeatures, embed_cached, resolve_workers, save_features,
+                              save_text)
 from fewclip.params import load_params, run
 from fewclip.prompts import logit_scale, text_classifier
 
@@ -41,7 +43,9 @@ def main() -> None:
     else:
         cache = NoCache()
     workers = resolve_workers(e["num_workers"], backbone.device)
-    summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}, "cache": {}}
+    decode = resolve_decode(e["decode"], backbone.device)
+    summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}, "cache": {},
+               "decoded": {}}
     dim = None
     for split in SPLITS:
         rows = read_list(splits / f"{split}.csv")
@@ -50,7 +54,7 @@ def main() -> None:
         t = time.perf_counter()
         stats = CacheStats()
         feats, errors = embed_cached(backbone, [path for path, _ in rows], cache, e["batch_size"], workers,
-                                     desc=split, stats=stats, dim=dim)
+                                     desc=split, stats=stats, dim=dim, decode=decode)
         dim = feats.shape[1]
         ok = [not err for err in errors]
         bad = [[path, err] for (path, _), err in zip(rows, errors) if err]
@@ -67,9 +71,11 @@ def main() -> None:
         summary["images"][split] = len(kept)
         summary["skipped"][split] = bad
         summary["cache"][split] = {"cached": stats.cached, "embedded": stats.embedded}
+        summary["decoded"][split] = dict(stats.routes)
         print(f"embed: {split}: {len(kept)} images ({stats.embedded} embedded, {stats.cached} from cache) "
               f"in {time.perf_counter() - t:.1f}s"
-              + (f", skipped {len(bad)} that could not be decoded" if bad else ""))
+              + (f", skipped {len(bad)} that could not be decoded" if bad else "")
+              + (f"; decoded: {stats.routes.summary()}" if decode == "gpu" and stats.embedded else ""))
 
     prompts = p["classes"]["prompts"]
     unused = sorted(set(prompts) - set(classes) - set(novel))
@@ -77,9 +83,8 @@ def main() -> None:
         print(f"warning: params.yaml classes.prompts names {unused}, neither trained nor novel: not used",
               file=sys.stderr)
     text = text_classifier(backbone, classes + novel, e["templates"], prompts, cache=cache)
-    save_npz(out / "text.npz", features=text, classes=np.array(classes + novel, dtype=str),
-             templates=np.array(e["templates"], dtype=str), logit_scale=logit_scale(backbone, cache),
-             model=p["model"], model_sha256=backbone.sha256)
+    save_text(out / "text.npz", TextFeatures(text, classes + novel, e["templates"], logit_scale(backbone, cache),
+                                             p["model"], backbone.sha256))
     summary["backbone_loaded"] = backbone.loaded is not None
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     how = (f"{p['model']} on {backbone.device} loaded in {backbone.load_seconds:.1f}s" if backbone.loaded

@@ -1,0 +1,140 @@
+"""GPU decoding against today's CPU decoding, end to end, on a CUDA machine (issue 14).
+
+For each architecture (random weights of the published architecture, fp16 on CUDA, as in
+`embed_speed.py`) prints a markdown table row: the bare `encode_image` forward on ready
+tensors, today's path (`fewclip.features.iter_embed`: decode and preprocess in CPU workers),
+the GPU-decode path (`fewclip.decode.iter_batches` + the same encode), each path's ratio to
+the bare forward, the GPU path's route counts, and how close its features are to today's
+(cosine per image over the distinct photos). Above the table: the pixel difference of
+nvJPEG against libjpeg on the same photos (same preprocessing), and what nvJPEG does with a
+corrupt and a truncated JPEG. The photos (`--data`, searched recursively) are repeated to
+`--n` images.
+
+    python benchmarks/device_embed.py --data data/vehicles               # on a GPU
+    python benchmarks/device_embed.py --data data/vehicles --smoke       # CPU, 64 images, ViT-B/32
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torchvision
+from embed_speed import backbone, bare_forward, sync
+
+from fewclip.backbone import resolve_device
+from fewclip.data import find_images
+from fewclip.decode import RouteCounts, decode_jpegs, iter_batches, preprocess_batch, route
+from fewclip.features import iter_embed, resolve_workers
+
+
+def todays_path(bb, paths: list[str], batch_size: int, workers: int):
+    feats, errors = [], []
+    for f, errs in iter_embed(bb, paths, batch_size, workers, progress=False):
+        feats.append(torch.from_numpy(f))
+        errors += errs
+    return torch.cat(feats), errors, None
+
+
+def gpu_path(bb, paths: list[str], batch_size: int, workers: int):
+    """The GPU-decode loop as the embed stage would run it (features to the host per batch)."""
+    feats, errors, counts = [], [], RouteCounts()
+    resolution = int(bb.model.visual.input_resolution)
+    for images, errs, routes in iter_batches(paths, resolution, bb.preprocess, bb.device, batch_size, workers):
+        f = bb.encode_images(images).cpu()
+        f[[bool(e) for e in errs]] = 0.0
+        feats.append(f)
+        errors += errs
+        counts.update(routes)
+    return torch.cat(feats), errors, counts
+
+
+def timed(path_fn, bb, paths, batch_size, workers):
+    """Images per second of a full run after a one-batch warm-up; and the run's output."""
+    path_fn(bb, paths[:batch_size], batch_size, workers)
+    sync(bb.device)
+    start = time.perf_counter()
+    out = path_fn(bb, paths, batch_size, workers)
+    sync(bb.device)
+    return len(paths) / (time.perf_counter() - start), out
+
+
+def pixel_parity(photos: list[str], device, resolution: int, limit: int = 200) -> str:
+    """Mean and max abs difference, in normalised units, of nvJPEG's decode against
+    libjpeg's, both through `preprocess_batch`, over GPU-routed photos."""
+    datas = [d for d in (Path(p).read_bytes() for p in photos[:limit]) if route(d) == "gpu"]
+    diffs = []
+    for i in range(0, len(datas), 32):
+        chunk = datas[i:i + 32]
+        dev = decode_jpegs(chunk, device)
+        cpu = [img.to(device) for img in decode_jpegs(chunk, "cpu")]
+        ok = [k for k, d in enumerate(dev) if isinstance(d, torch.Tensor)]
+        if ok:
+            diffs.append((preprocess_batch([dev[k] for k in ok], resolution)
+                          - preprocess_batch([cpu[k] for k in ok], resolution)).abs().flatten(1))
+    d = torch.cat(diffs)
+    return (f"{device} decode vs libjpeg on {len(d)} photos, normalised units: mean abs {d.mean():.4f}, "
+            f"worst photo's mean {d.mean(1).max():.4f}, max {d.max():.3f}")
+
+
+def corrupt_probe(photo: str, device) -> str:
+    """What the device decoder makes of a JPEG with a bad scan (header fine) and of a
+    truncated one, decoded alone and inside a batch of good copies."""
+    good = Path(photo).read_bytes()
+    mid = (good.index(b"\xff\xda") + len(good)) // 2
+    bad = good[:mid] + b"\xff\xc0\x00\x11" + good[mid + 4:]
+    cut = good[:mid]
+    name = lambda out: [o if isinstance(o, str) else "decoded" for o in out]
+    return (f"routes: bad scan {route(bad)}, truncated {route(cut)}; {device} decode alone: "
+            f"bad scan {name(decode_jpegs([bad], device))[0]}, truncated {name(decode_jpegs([cut], device))[0]}; "
+            f"batch [good, bad scan, good, truncated]: {name(decode_jpegs([good, bad, good, cut], device))}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="a folder of photos (e.g. the vehicles data set)")
+    parser.add_argument("--n", type=int, default=5000, help="images per run (the photos repeated)")
+    parser.add_argument("--archs", nargs="+", default=["ViT-B/32", "ViT-B/16"])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", default="auto", help="DataLoader workers for both paths")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--smoke", action="store_true", help="CPU, 64 images, ViT-B/32, batch 16: does it run?")
+    args = parser.parse_args()
+    if args.smoke:
+        args.device, args.n, args.archs, args.batch_size = "cpu", 64, ["ViT-B/32"], 16
+    device = resolve_device(args.device)
+    workers = resolve_workers(args.workers if args.workers == "auto" else int(args.workers), device)
+    photos = find_images([args.data], warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    if not photos:
+        sys.exit(f"{args.data}: no images")
+    paths = (photos * (args.n // len(photos) + 1))[:args.n]
+    distinct = min(len(photos), len(paths))
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"{len(paths)} images ({distinct} distinct photos from {args.data}); device: {name}; torch "
+          f"{torch.__version__}, torchvision {torchvision.__version__}; batch {args.batch_size}, {workers} workers\n")
+    print(pixel_parity(photos, device, 224))
+    print(corrupt_probe(photos[0], device) + "\n")
+    precision = "fp16" if device.type == "cuda" else "fp32"
+    print(f"| model | forward img/s ({precision}, bs {args.batch_size}) | CPU-decode img/s | ratio "
+          "| GPU-decode img/s | ratio | GPU-path routes | cosine GPU vs CPU path, mean / min |")
+    print("|---|---|---|---|---|---|---|---|")
+    for arch in args.archs:
+        bb = backbone(arch, device)
+        forward = bare_forward(bb, paths, args.batch_size)
+        cpu_speed, (cpu_feats, cpu_errors, _) = timed(todays_path, bb, paths, args.batch_size, workers)
+        gpu_speed, (gpu_feats, gpu_errors, counts) = timed(gpu_path, bb, paths, args.batch_size, workers)
+        ok = [i for i in range(distinct) if not cpu_errors[i] and not gpu_errors[i]]
+        cos = (cpu_feats[ok] * gpu_feats[ok]).sum(-1)
+        errors_differ = sum(a != b for a, b in zip(cpu_errors, gpu_errors))
+        print(f"| {arch} | {forward:.0f} | {cpu_speed:.0f} | {cpu_speed / forward:.2f} | {gpu_speed:.0f} "
+              f"| {gpu_speed / forward:.2f} | {counts.summary()} | {cos.mean():.5f} / {cos.min():.5f} |", flush=True)
+        if errors_differ:
+            print(f"  {errors_differ} images with different errors on the two paths")
+        del bb
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

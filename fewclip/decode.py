@@ -1,0 +1,329 @@
+"""GPU JPEG decoding for the embed stage; every other file takes today's CPU path.
+
+DataLoader workers only read each file and route it from its bytes (`route`). A JPEG that
+nvJPEG decodes as the CPU path would is decoded on the GPU, a batch per call (`decode_jpegs`),
+and preprocessed by tensor ops matching CLIP's `_transform` (`preprocess_batch`); any other
+file is decoded in the worker as today (`load_rgb`, CLIP's preprocessing), with today's
+result. `iter_batches` puts it together.
+
+Why a file takes the CPU path (what `RouteCounts.summary` counts):
+  not a JPEG                   no SOI marker (PNG, WebP, an empty file, ...)
+  arithmetic coding            SOF9-11, SOF13-15
+  12-bit                       12-bit samples
+  not baseline or progressive  extended sequential, lossless, hierarchical (SOF1, 3, 5-7)
+  CMYK                         4 components (CMYK, or Adobe YCCK), which `load_rgb` converts
+  unusual layout               2 components, or a chroma subsampling nvJPEG does not list
+  RGB-coded                    3 components stored as RGB (Adobe transform 0, or ids R, G, B)
+  too large                    over PIL's MAX_IMAGE_PIXELS, which the CPU path refuses
+  EXIF-rotated                 an orientation other than 1 in the EXIF (or, lacking one, the
+                               XMP), which `load_rgb` applies; or an unreadable EXIF block
+  truncated                    no EOI marker after the scan data
+  corrupt                      the header does not parse, or nvJPEG failed on the file
+nvJPEG's documented scope (docs.nvidia.com/cuda/nvjpeg): baseline and progressive Huffman
+JPEGs, 8 bits, YCbCr or grey, subsampling 4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1, 4:1:0.
+
+Decoder: `torchvision.io.decode_jpeg`, nvJPEG on CUDA and libjpeg-turbo on the CPU (so the
+tests run this code). torchvision 0.29 deprecates it for TorchCodec, whose
+`decode_jpeg(list, device="cuda")` (0.16+, torch >= 2.11; 0.17.0 on PyPI) is the same
+decoder, ported, plus a stream fix (meta-pytorch/torchcodec#1634). Not used yet: it is a new,
+unpinned dependency whose CUDA build must match torch's, untried on a GPU here; torchvision
+is pinned and bundles nvJPEG, and the call sits in `_decode` alone.
+
+CUDA streams: torchvision allocates the outputs on the caller's stream and decodes on a
+stream of its own, which the caller's stream then waits for; its own stream does not wait
+for the caller's, so nvJPEG may overwrite a freed block that kernels queued on the caller's
+stream still read (pytorch/vision#9606, unmerged). `_decode` synchronises the current stream
+before the call, and after it, before the outputs and the input buffers are used again
+(torchvision syncs its stream on return; TorchCodec dropped such host syncs).
+
+Differences from the CPU path (`benchmarks/device_embed.py` measures them): nvJPEG, created
+with default flags, upsamples 4:2:0 chroma by nearest neighbour where libjpeg interpolates;
+`load_rgb` decodes large JPEGs at a reduced DCT scale (PIL's draft), the GPU at full size.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from . import UserError
+from .data import BadImage, load_rgb
+
+GPU = "gpu"
+CORRUPT = "corrupt"
+UNREADABLE = "unreadable"   # the route of a file that could not be read at all
+DECODE_SETTINGS = ("auto", "cpu", "gpu")
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+_ARITHMETIC = frozenset((0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7)) | _ARITHMETIC
+_NVJPEG_SUBSAMPLING = frozenset(((1, 1), (2, 1), (2, 2), (1, 2), (4, 1), (4, 2)))  # luma/chroma (h, v)
+_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')  # what PIL's getexif reads
+
+
+def route(data: bytes) -> str:
+    """"gpu", or the reason (module docstring) the file `data` must take the CPU path.
+    Reads the marker segments up to the first scan, and looks for the EOI marker after it."""
+    if data[:2] != b"\xff\xd8":
+        return "not a JPEG"
+    sof = adobe = exif = xmp = None
+    pos = 2
+    while True:
+        while data[pos:pos + 2] == b"\xff\xff":  # fill bytes before a marker
+            pos += 1
+        if pos + 4 > len(data):
+            return "truncated"
+        marker = data[pos + 1]
+        if data[pos] != 0xFF or marker == 0xD9:  # not a marker, or EOI before any scan
+            return CORRUPT
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a segment
+            pos += 2
+            continue
+        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        if end > len(data):
+            return "truncated"
+        segment = data[pos + 4:end]
+        if marker == 0xDA:  # start of scan: the header is over
+            break
+        if marker in _SOF and sof is None:
+            sof = marker, segment
+        elif marker == 0xE1 and segment.startswith(b"Exif\x00\x00") and exif is None:
+            exif = segment[6:]
+        elif marker == 0xE1 and segment.startswith(_XMP):
+            xmp = segment  # PIL keeps the last XMP segment
+        elif marker == 0xEE and segment.startswith(b"Adobe") and len(segment) >= 12:
+            adobe = segment[11]  # the colour transform flag
+        pos = end
+    if sof is None:
+        return CORRUPT
+    reason = _frame_reason(*sof)
+    if reason:
+        return reason
+    if adobe == 0 and sof[1][5] == 3:
+        return "RGB-coded"
+    height, width = struct.unpack_from(">HH", sof[1], 1)
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        return "too large"
+    orientation = _exif_orientation(exif) if exif is not None else None
+    if orientation is None and xmp is not None and (m := _XMP_ORIENTATION.search(xmp)):
+        orientation = int(m[2])
+    if orientation not in (None, 1):
+        return "EXIF-rotated"
+    if data.find(b"\xff\xd9", end) < 0:
+        return "truncated"
+    return GPU
+
+
+def _frame_reason(marker: int, segment: bytes) -> str | None:
+    """Why nvJPEG should not decode a frame with this SOF marker and segment, or None."""
+    if len(segment) < 6 or len(segment) < 6 + 3 * segment[5]:
+        return CORRUPT
+    precision, height, width, n = segment[0], *struct.unpack_from(">HH", segment, 1), segment[5]
+    if marker in _ARITHMETIC:
+        return "arithmetic coding"
+    if precision == 12:
+        return "12-bit"
+    if marker not in (0xC0, 0xC2):
+        return "not baseline or progressive"
+    if precision != 8 or height == 0 or width == 0:
+        return CORRUPT
+    if n in (1, 4):
+        return "CMYK" if n == 4 else None
+    if n != 3:
+        return "unusual layout"
+    (yh, yv), (bh, bv), (rh, rv) = [(hv >> 4, hv & 15) for hv in segment[7:15:3]]
+    if (bh, bv) != (rh, rv) or 0 in (bh, bv) or yh % bh or yv % bv \
+            or (yh // bh, yv // bv) not in _NVJPEG_SUBSAMPLING:
+        return "unusual layout"
+    if segment[6:15:3] == b"RGB":  # component ids R, G, B: libjpeg takes the data as RGB
+        return "RGB-coded"
+    return None
+
+
+def _exif_orientation(tiff: bytes) -> int | None:
+    """The Orientation in IFD0 of an EXIF block; None without one, 0 if unreadable."""
+    try:
+        order = {b"II": "<", b"MM": ">"}[tiff[:2]]
+        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
+        (count,) = struct.unpack_from(order + "H", tiff, ifd)
+        for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+            tag, kind = struct.unpack_from(order + "HH", tiff, entry)
+            if tag == 0x0112:
+                return struct.unpack_from(order + {3: "H", 4: "I"}[kind], tiff, entry + 8)[0]
+    except (KeyError, struct.error):
+        return 0
+    return None
+
+
+class RouteCounts(Counter):
+    """How many files took each path: "gpu", "unreadable", or the reason for the CPU path.
+    Feed it the `routes` of each batch: `counts.update(routes)`."""
+
+    def summary(self) -> str:
+        """e.g. "gpu 770, cpu 5 (3 not a JPEG, 1 CMYK, 1 EXIF-rotated)"."""
+        cpu = sorted(((r, n) for r, n in self.items() if r not in (GPU, UNREADABLE) and n),
+                     key=lambda rn: (-rn[1], rn[0]))
+        line = f"gpu {self[GPU]}, cpu {sum(n for _, n in cpu)}"
+        if cpu:
+            line += " (" + ", ".join(f"{n} {r}" for r, n in cpu) + ")"
+        return line + (f", unreadable {self[UNREADABLE]}" if self[UNREADABLE] else "")
+
+
+def resolve_decode(setting: str, device) -> str:
+    """"gpu" or "cpu" for the `embed.decode` setting: "auto" picks the GPU on CUDA."""
+    on_cuda = torch.device(device).type == "cuda"
+    if setting not in DECODE_SETTINGS:
+        raise UserError(f"params.yaml: embed.decode={setting!r} must be one of {', '.join(DECODE_SETTINGS)}")
+    if setting == "gpu" and not on_cuda:
+        raise UserError(f"params.yaml: embed.decode: gpu needs CUDA, but the device is {device}; "
+                        "set embed.decode to auto or cpu")
+    return "gpu" if setting == "gpu" or (setting == "auto" and on_cuda) else "cpu"
+
+
+def _decode(tensors: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """One torchvision decode call, between the stream synchronisations the module
+    docstring explains. Raises RuntimeError when any image fails."""
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
+    with warnings.catch_warnings():  # deprecated for TorchCodec: see the module docstring
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
+        out = decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device)
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
+    return out
+
+
+def decode_jpegs(datas: list[bytes | torch.Tensor], device) -> list[torch.Tensor | str]:
+    """Decode JPEG files (bytes, or 1-D uint8 CPU tensors) to uint8 RGB (3, H, W) tensors on
+    `device`, in one batched call. One bad file fails a batched call (torchvision returns no
+    partial results), so then each file is decoded alone; a file that still fails gives
+    "corrupt" in its place, for the caller to send to the CPU path. Order is kept."""
+    device = torch.device(device)
+    tensors = [d if isinstance(d, torch.Tensor) else torch.frombuffer(bytearray(d), dtype=torch.uint8)
+               for d in datas]
+    if len(tensors) > 1:
+        try:
+            return list(_decode(tensors, device))
+        except RuntimeError:  # one bad file fails it all (a CUDA out-of-memory error too)
+            pass  # so decode each file alone
+    out: list[torch.Tensor | str] = []
+    for t in tensors:
+        try:
+            out.append(_decode([t], device)[0])
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError:
+            out.append(CORRUPT)
+    return out
+
+
+def _resize_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    """CLIP's Resize(size, bicubic) and CenterCrop(size) on a uint8 (1 or 3, H, W) image:
+    float (3, size, size) in [0, 255]. Resizes as PIL does: width then height, each pass
+    antialiased (PIL's a = -0.5 kernel) and rounded to 8 bits (clipping the overshoot)."""
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (1 or 3, H, W) image, got shape {tuple(image.shape)}")
+    h, w = image.shape[-2:]
+    short, long = (w, h) if w <= h else (h, w)  # torchvision's _compute_resized_output_size
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    x = image.expand(3, h, w).unsqueeze(0).float()
+    for pass_size in [(h, new_w)] * (new_w != w) + [(new_h, new_w)] * (new_h != h):
+        x = F.interpolate(x, size=pass_size, mode="bicubic", align_corners=False, antialias=True)
+        x = x.clamp_(0, 255).round_()
+    top, left = round((new_h - size) / 2.0), round((new_w - size) / 2.0)  # CenterCrop's rounding
+    return x[0, :, top:top + size, left:left + size]
+
+
+def preprocess_batch(images: list[torch.Tensor], resolution: int) -> torch.Tensor:
+    """CLIP's `_transform(resolution)` as tensor ops on the images' device: (n, 3, res, res)
+    float32 from a non-empty list of uint8 (1 or 3, H, W) images of any sizes (grey images
+    get 3 channels)."""
+    x = torch.stack([_resize_crop(img, resolution) for img in images]) / 255.0
+    mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def preprocess_tensor(image: torch.Tensor, resolution: int) -> torch.Tensor:
+    """`preprocess_batch` of one image: float32 (3, resolution, resolution)."""
+    return preprocess_batch([image], resolution)[0]
+
+
+def _cpu_path(data: bytes, resolution: int, preprocess) -> tuple[torch.Tensor, str]:
+    """Today's CPU path (`fewclip.features.ImageFiles`) on a file's bytes: (image, "") or
+    (zeros, the reason it could not be decoded)."""
+    try:
+        return preprocess(load_rgb(io.BytesIO(data), min_side=resolution)), ""
+    except BadImage as e:
+        return torch.zeros(3, resolution, resolution), str(e) or "cannot decode"
+
+
+class _RoutedFiles(Dataset):
+    """Item i: (payload, error, route). A "gpu" file's payload is its bytes; any other file
+    is decoded and preprocessed here, in the worker, as today, into a float tensor."""
+
+    def __init__(self, paths: list[str], resolution: int, preprocess):
+        self.paths, self.resolution, self.preprocess = paths, resolution, preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            data = Path(self.paths[i]).read_bytes()
+        except OSError as e:
+            return torch.zeros(3, self.resolution, self.resolution), f"cannot read: {e.strerror or e}", UNREADABLE
+        reason = route(data)
+        if reason == GPU:
+            return data, "", GPU
+        return (*_cpu_path(data, self.resolution, self.preprocess), reason)
+
+
+def _collate(items: list) -> tuple:
+    """In the worker: the CPU path's images stacked into one tensor (one shared-memory
+    handle a batch, however many there are), the "gpu" files' bytes (None for the others),
+    errors, routes."""
+    rows = [p for p, _, _ in items if isinstance(p, torch.Tensor)]
+    return (torch.stack(rows) if rows else None, [p if isinstance(p, bytes) else None for p, _, _ in items],
+            [e for _, e, _ in items], [r for _, _, r in items])
+
+
+def iter_batches(paths: list[str], resolution: int, cpu_preprocess, device, batch_size: int = 64,
+                 num_workers: int = 0):
+    """Yields (images, errors, routes) batch by batch, in the order of `paths`: images float32
+    (b, 3, resolution, resolution) on `device`; errors "" or the reason the image could not
+    be read, as `ImageFiles` gives it (its row is then zeros); routes "gpu", "unreadable" or
+    the reason it took the CPU path (for `RouteCounts`). `cpu_preprocess`: the backbone's
+    own preprocessing (CLIP's `_transform`), used on the CPU path."""
+    device = torch.device(device)
+    loader = DataLoader(_RoutedFiles(paths, resolution, cpu_preprocess), batch_size=batch_size,
+                        num_workers=num_workers, shuffle=False, collate_fn=_collate)
+    for rows, datas, errors, routes in loader:
+        images = torch.zeros(len(datas), 3, resolution, resolution, device=device)
+        if rows is not None:
+            images[[i for i, d in enumerate(datas) if d is None]] = rows.to(device)
+        on_gpu = [i for i, d in enumerate(datas) if d is not None]
+        decoded = {}
+        for i, out in zip(on_gpu, decode_jpegs([datas[i] for i in on_gpu], device)):
+            if isinstance(out, torch.Tensor):
+                decoded[i] = out
+            else:  # nvJPEG failed on it: today's CPU path decides
+                routes[i] = out
+                image, errors[i] = _cpu_path(datas[i], resolution, cpu_preprocess)
+                images[i] = image.to(device)
+        if decoded:
+            images[list(decoded)] = preprocess_batch(list(decoded.values()), resolution)
+        yield images, errors, routes
