@@ -1,4 +1,5 @@
-# `make run`: set up .venv, obtain the data, run the whole pipeline.   `make test`: the tests.
+# `make run`: set up .venv, obtain the data, run the whole pipeline.   `make test`: the tests
+# (they also install the optional Ray extra, to test the Ray engine on a local Ray).
 # Offline, name a local copy of the data set: make run DATA_FROM=../shared/datasets/vehicles
 # `make plots`: `dvc plots show` as one self-contained page that works without internet.
 
@@ -26,7 +27,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 data: setup
 	$(BIN)/python -m fewclip.fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-test: setup
+# the tests also run the optional Ray engine on a local Ray
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[ray]'
+	touch $@
+
+test: setup $(VENV)/.installed-ray
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 $(VEGA)/offline.html: Makefile

@@ -101,6 +101,9 @@ def load_text(path: str | Path) -> TextFeatures:
                             model=str(z["model"]), model_sha256=str(z["model_sha256"]))
 
 
+ENGINES = ("local", "ray")  # where images are embedded: this process, or a Ray cluster
+
+
 class ImageFiles(Dataset):
     """Preprocessed images; a file that fails to decode yields a zero image and its error."""
 
@@ -155,13 +158,15 @@ def iter_embed(backbone, paths: list[str], batch_size: int = 64, num_workers: in
 
 
 def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: int = 0,
-                 desc: str = "embed", progress: bool = True, decode: str = "cpu") -> tuple[np.ndarray, list[str]]:
+                 desc: str = "embed", progress: bool = True, decode: str = "cpu", engine: str = "local",
+                 address: str | None = None) -> tuple[np.ndarray, list[str]]:
     """Features (n, dim) for `paths`, and for each path "" or the reason it could not be read.
 
     Rows of unreadable images are zeros; the caller drops them and reports the reasons.
     `embed_cached` without a cache (files with the same content are still embedded once).
     """
-    return embed_cached(backbone, paths, NoCache(), batch_size, num_workers, desc, progress, decode=decode)
+    return embed_cached(backbone, paths, NoCache(), batch_size, num_workers, desc, progress, decode=decode,
+                        engine=engine, address=address)
 
 
 @dataclass
@@ -174,14 +179,19 @@ class CacheStats:
 
 def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_workers: int = 0,
                  desc: str = "embed", progress: bool = True, stats: CacheStats | None = None,
-                 dim: int | None = None, decode: str = "cpu") -> tuple[np.ndarray, list[str]]:
+                 dim: int | None = None, decode: str = "cpu", engine: str = "local",
+                 address: str | None = None) -> tuple[np.ndarray, list[str]]:
     """`embed_images` through a `fewclip.cache.FeatureCache` (or `NoCache`): only images whose
     content is not cached yet go through the backbone, and each batch is stored as soon as it
     is done, so a killed run loses at most one batch of work. Files with the same content are
     embedded once. When every image is cached, the backbone is not touched (a
     `fewclip.backbone.LazyBackbone` then never loads); `dim`, the feature width, is then taken
     from the cached features, or from the argument for an empty list. Returns what
-    `embed_images` returns."""
+    `embed_images` returns.
+
+    `engine="ray"` sends the images that are not cached to a Ray cluster (`address`; None:
+    `RAY_ADDRESS` or a local Ray) in one `fewclip.ray_engine.embed_ray` call, and stores what
+    comes back; the driver does not load the backbone (`decode` applies to "local" only)."""
     stats = stats if stats is not None else CacheStats()
     errors = [""] * len(paths)
     keys: list[str | None] = []
@@ -202,7 +212,17 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
             hits[i] = hit
         else:
             todo.setdefault(key, []).append(i)
-    if todo or dim is None:
+    if engine not in ENGINES:
+        raise UserError(f"params.yaml: embed.engine={engine!r} must be one of {', '.join(ENGINES)}")
+    remote = None
+    if todo and engine == "ray":  # the cluster's result also gives the width: nothing loads here
+        from .ray_engine import embed_ray
+
+        remote = embed_ray(backbone.name, backbone.sha256, [paths[todo[k][0]] for k in todo],
+                           device=str(backbone.device), download_root=getattr(backbone, "download_root", None),
+                           batch_size=batch_size, address=address, progress=progress)
+        dim = remote[0].shape[1]
+    elif todo or dim is None:
         dim = int(backbone.model.text_projection.shape[1])
     out = np.zeros((len(paths), dim), np.float32)
     for i, hit in hits.items():
@@ -213,8 +233,16 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
             todo.setdefault(keys[i], []).append(i)
     order = list(todo)
     done = 0
-    batches = iter_embed(backbone, [paths[todo[k][0]] for k in order], batch_size, num_workers, desc,
-                         progress, decode, stats.routes) if order else []  # nothing to embed: leave the backbone unloaded
+    if remote is not None and len(remote[1]) < len(order):  # stray-width entries found above
+        more = embed_ray(backbone.name, backbone.sha256, [paths[todo[k][0]] for k in order[len(remote[1]):]],
+                         device=str(backbone.device), download_root=getattr(backbone, "download_root", None),
+                         batch_size=batch_size, address=address, progress=progress)
+        remote = (np.concatenate([remote[0], more[0]]), remote[1] + more[1])
+    if remote is not None:
+        batches = [remote]
+    else:  # nothing to embed: leave the backbone unloaded
+        batches = iter_embed(backbone, [paths[todo[k][0]] for k in order], batch_size, num_workers, desc,
+                             progress, decode, stats.routes) if order else []
     for feats, errs in batches:
         for key, f, err in zip(order[done:done + len(errs)], feats, errs):
             for i in todo[key]:

@@ -160,6 +160,8 @@ class EmbedParams(_Section):
     batch_size: Count
     num_workers: Annotated[Union[int, str], BeforeValidator(_workers)]
     decode: Literal["auto", "cpu", "gpu"]
+    engine: Literal["local", "ray"]
+    ray_address: Union[Text, None]
     cache_dir: Text
     feature_cache: Union[Text, None]
     templates: Annotated[list[Annotated[str, BeforeValidator(_template)]], Field(min_length=1)]

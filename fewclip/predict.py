@@ -24,9 +24,10 @@ import sys
 from pathlib import Path
 
 from . import UserError
-from .backbone import load_backbone
+from .backbone import LazyBackbone
 from .data import find_images
-from .features import embed_images, resolve_workers
+from .decode import DECODE_SETTINGS, resolve_decode
+from .features import ENGINES, embed_images, resolve_workers
 from .openvocab import load_classifier
 from .params import run
 from .plots import contact_sheet
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=FORMATS, default="table")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--decode", choices=DECODE_SETTINGS, default="auto",
+                    help="where JPEGs are decoded: auto (on the GPU when on CUDA), cpu, gpu")
+    ap.add_argument("--engine", choices=ENGINES, default="local",
+                    help="local, or ray: embed on a Ray cluster (pip install -e '.[ray]')")
+    ap.add_argument("--address", help="the Ray cluster (host:port; default: $RAY_ADDRESS, else a local Ray)")
     ap.add_argument("--cache-dir", default="~/.cache/clip", help="where named CLIP models are looked for")
     ap.add_argument("--contact-sheet", metavar="FILE.jpg",
                     help="also draw the classified photos, captioned with the top class and its probability")
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         raise UserError("no image to classify in " + ", ".join(args.inputs))
     model = args.model or saved["model"]
-    backbone = load_backbone(model, device=args.device, download_root=args.cache_dir)
+    backbone = LazyBackbone(model, device=args.device, download_root=args.cache_dir)  # loads when used here
     if backbone.sha256 != saved["model_sha256"]:
         raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
                         f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
@@ -92,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     feats, errors = embed_images(backbone, paths, args.batch_size,
                                  resolve_workers("auto", backbone.device), desc="predict",
-                                 progress=sys.stderr.isatty())
+                                 progress=sys.stderr.isatty(), decode=resolve_decode(args.decode, backbone.device),
+                                 engine=args.engine, address=args.address)
     ok = [i for i, e in enumerate(errors) if not e]
     for path, err in zip(paths, errors):
         if err:

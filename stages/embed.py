@@ -54,7 +54,8 @@ def main() -> None:
         t = time.perf_counter()
         stats = CacheStats()
         feats, errors = embed_cached(backbone, [path for path, _ in rows], cache, e["batch_size"], workers,
-                                     desc=split, stats=stats, dim=dim, decode=decode)
+                                     desc=split, stats=stats, dim=dim, decode=decode,
+                                     engine=e["engine"], address=e["ray_address"])
         dim = feats.shape[1]
         ok = [not err for err in errors]
         bad = [[path, err] for (path, _), err in zip(rows, errors) if err]

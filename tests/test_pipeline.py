@@ -383,3 +383,16 @@ def test_a_param_of_another_head_does_not_retrain(repo):
     assert ran(exp.stdout) == {"params", "shots", "evaluate"}
     rows = exp_rows(repo)
     assert rows["gda-uniform"][1]["test"] == rows["gda-weighted"][1]["test"]
+
+
+def test_predict_on_ray_gives_the_local_predictions(repo):
+    """`predict --engine ray` (a Ray started for the run, as on a machine without a cluster)."""
+    repo, _ = repo
+    photos = write_image_folder(repo.parent / "ray-photos", ["green circle", "red square"], 2, seed=22)
+    local = json.loads(sh("python", "-m", "fewclip.predict", str(photos), "--format", "json", cwd=repo).stdout)
+    remote = json.loads(sh("python", "-m", "fewclip.predict", str(photos), "--format", "json",
+                           "--engine", "ray", cwd=repo).stdout)
+    assert [r["path"] for r in remote] == [r["path"] for r in local] and len(local) == 4
+    for a, b in zip(local, remote):
+        assert [p["class"] for p in a["predictions"]] == [p["class"] for p in b["predictions"]]
+        assert [p["probability"] for p in a["predictions"]] == pytest.approx([p["probability"] for p in b["predictions"]], abs=1e-4)
