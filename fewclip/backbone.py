@@ -112,11 +112,13 @@ class LazyBackbone:
     Its identity (`name`, `sha256`, `device`, `dtype`: float16 on a GPU, float32 on the CPU,
     as `load_backbone` sets them) is known at once, which is all the feature cache needs; the
     first use of anything else (`encode_images`, `model`, ...) loads it. So a run whose every
-    image and text feature is cached never loads the checkpoint."""
+    image and text feature is cached never loads the checkpoint. `remote`: for the Ray
+    engine, `device` names the cluster's device (`device_setting`), not checked here."""
 
-    def __init__(self, name: str, device: str = "auto", download_root: str | None = None):
-        self.name, self.download_root = name, download_root
-        self.device = resolve_device(device)
+    def __init__(self, name: str, device: str = "auto", download_root: str | None = None, remote: bool = False):
+        self.name, self.download_root, self.device_setting = name, download_root, device
+        # remote: the images go to a Ray cluster, whose devices need not be this machine's
+        self.device = torch.device("cpu" if device == "auto" else device) if remote else resolve_device(device)
         self.sha256 = model_sha256(name)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.loaded: Backbone | None = None
@@ -125,7 +127,10 @@ class LazyBackbone:
     def load(self) -> Backbone:
         if self.loaded is None:
             start = time.perf_counter()
-            self.loaded = load_backbone(self.name, str(self.device), self.download_root, self.sha256)
+            here = str(self.device)
+            if here.startswith("cuda") and not torch.cuda.is_available():  # remote: the cluster's device
+                here = "cpu"  # (the class texts, encoded on this machine)
+            self.loaded = load_backbone(self.name, here, self.download_root, self.sha256)
             self.load_seconds = time.perf_counter() - start
         return self.loaded
 

@@ -51,14 +51,19 @@ def save_features(path: str | Path, fs: FeatureSet) -> None:
              model=fs.model, model_sha256=fs.model_sha256)
 
 
-def load_features(path: str | Path) -> FeatureSet:
+def _read_npz(path: str | Path, what: str) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: feature file not found (run the embed stage: `dvc repro embed`)")
+        raise UserError(f"{path}: {what} file not found (run the embed stage: `dvc repro embed`)")
     with np.load(path, allow_pickle=False) as z:
-        return FeatureSet(features=z["features"].astype(np.float32), labels=z["labels"].astype(np.int64),
-                          classes=[str(c) for c in z["classes"]], paths=[str(p) for p in z["paths"]],
-                          model=str(z["model"]), model_sha256=str(z["model_sha256"]))
+        return {k: z[k] for k in z.files}
+
+
+def load_features(path: str | Path) -> FeatureSet:
+    z = _read_npz(path, "feature")
+    return FeatureSet(features=z["features"].astype(np.float32), labels=z["labels"].astype(np.int64),
+                      classes=[str(c) for c in z["classes"]], paths=[str(p) for p in z["paths"]],
+                      model=str(z["model"]), model_sha256=str(z["model_sha256"]))
 
 
 @dataclass
@@ -80,10 +85,6 @@ class TextFeatures:
                             "rerun `dvc repro embed`")
         return self.features[: len(classes)]
 
-    def novel_of(self, classes: list[str]) -> list[str]:
-        """The classes after `classes`: those known by name only."""
-        return self.classes[len(classes):]
-
 
 def save_text(path: str | Path, t: TextFeatures) -> None:
     save_npz(path, features=t.features.astype(np.float32), classes=np.array(t.classes, dtype=str),
@@ -92,13 +93,10 @@ def save_text(path: str | Path, t: TextFeatures) -> None:
 
 
 def load_text(path: str | Path) -> TextFeatures:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: text feature file not found (run the embed stage: `dvc repro embed`)")
-    with np.load(path, allow_pickle=False) as z:
-        return TextFeatures(features=z["features"].astype(np.float32), classes=[str(c) for c in z["classes"]],
-                            templates=[str(t) for t in z["templates"]], logit_scale=float(z["logit_scale"]),
-                            model=str(z["model"]), model_sha256=str(z["model_sha256"]))
+    z = _read_npz(path, "text feature")
+    return TextFeatures(features=z["features"].astype(np.float32), classes=[str(c) for c in z["classes"]],
+                        templates=[str(t) for t in z["templates"]], logit_scale=float(z["logit_scale"]),
+                        model=str(z["model"]), model_sha256=str(z["model_sha256"]))
 
 
 ENGINES = ("local", "ray")  # where images are embedded: this process, or a Ray cluster
@@ -169,6 +167,12 @@ def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: 
                         engine=engine, address=address)
 
 
+def _remote_device(backbone) -> str:
+    """The device the Ray engine's actors use: the setting as given (`auto`: the cluster's
+    GPUs when it has any), not what it means on this machine."""
+    return getattr(backbone, "device_setting", None) or str(backbone.device)
+
+
 @dataclass
 class CacheStats:
     cached: int = 0     # images whose features came from the cache
@@ -219,7 +223,7 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
         from .ray_engine import embed_ray
 
         remote = embed_ray(backbone.name, backbone.sha256, [paths[todo[k][0]] for k in todo],
-                           device=str(backbone.device), download_root=getattr(backbone, "download_root", None),
+                           device=_remote_device(backbone), download_root=getattr(backbone, "download_root", None),
                            batch_size=batch_size, address=address, progress=progress)
         dim = remote[0].shape[1]
     elif todo or dim is None:
@@ -235,7 +239,7 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
     done = 0
     if remote is not None and len(remote[1]) < len(order):  # stray-width entries found above
         more = embed_ray(backbone.name, backbone.sha256, [paths[todo[k][0]] for k in order[len(remote[1]):]],
-                         device=str(backbone.device), download_root=getattr(backbone, "download_root", None),
+                         device=_remote_device(backbone), download_root=getattr(backbone, "download_root", None),
                          batch_size=batch_size, address=address, progress=progress)
         remote = (np.concatenate([remote[0], more[0]]), remote[1] + more[1])
     if remote is not None:

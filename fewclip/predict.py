@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         raise UserError("no image to classify in " + ", ".join(args.inputs))
     model = args.model or saved["model"]
-    backbone = LazyBackbone(model, device=args.device, download_root=args.cache_dir)  # loads when used here
+    # loads when used here: for --add-class, or to embed with the local engine
+    backbone = LazyBackbone(model, device=args.device, download_root=args.cache_dir, remote=args.engine == "ray")
     if backbone.sha256 != saved["model_sha256"]:
         raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
                         f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     feats, errors = embed_images(backbone, paths, args.batch_size,
                                  resolve_workers("auto", backbone.device), desc="predict",
-                                 progress=sys.stderr.isatty(), decode=resolve_decode(args.decode, backbone.device),
+                                 progress=sys.stderr.isatty(),
+                                 decode=resolve_decode(args.decode, backbone.device) if args.engine == "local" else "cpu",
                                  engine=args.engine, address=args.address)
     ok = [i for i, e in enumerate(errors) if not e]
     for path, err in zip(paths, errors):

@@ -35,7 +35,10 @@ def main() -> None:
     classes, novel = info["classes"], info["novel_classes"]
 
     start = time.perf_counter()
-    backbone = LazyBackbone(p["model"], device=e["device"], download_root=e["cache_dir"])
+    if e["engine"] == "ray" and e["device"] == "auto":
+        raise UserError("params.yaml: embed.engine: ray needs embed.device cpu or cuda (the cluster's device, "
+                        "which sets the precision of the cached features), not auto")
+    backbone = LazyBackbone(p["model"], device=e["device"], download_root=e["cache_dir"], remote=e["engine"] == "ray")
     if e["feature_cache"]:
         cache = FeatureCache(e["feature_cache"], backbone.sha256, str(backbone.dtype).removeprefix("torch."))
         stale = cache.prune_temp() if cache.dir.is_dir() else 0

@@ -86,3 +86,10 @@ def test_every_stage_checks_every_key_before_work(project, stage):
     """`dvc repro -s <stage>` is covered too: each stage checks the whole file first."""
     set_params(project, **{"heads.gda.alphas": [1, -2]})
     assert "heads.gda.alphas[1]=-2: must be greater than 0" in stage_error(project, stage)
+
+
+def test_the_ray_engine_needs_an_explicit_device(project):
+    """The cluster's device sets the precision of the cached features: `auto` is refused."""
+    sh("python", "stages/split.py", cwd=project)
+    set_params(project, **{"embed.engine": "ray"})
+    assert "embed.engine: ray needs embed.device cpu or cuda" in stage_error(project, "embed")
