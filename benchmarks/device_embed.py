@@ -2,7 +2,7 @@
 
 For each architecture (random weights of the published architecture, fp16 on CUDA, as in
 `embed_speed.py`) prints a markdown table row: the bare `encode_image` forward on ready
-tensors, today's path (`fewclip.features.iter_embed`: decode and preprocess in CPU workers),
+tensors, today's path (`fewclip.embedding.iter_embed`: decode and preprocess in CPU workers),
 the GPU-decode path (`fewclip.decode.iter_batches` + the same encode), each path's ratio to
 the bare forward, the GPU path's route counts, and how close its features are to today's
 (cosine per image over the distinct photos). Above the table: the pixel difference of
@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision
 from embed_speed import backbone, bare_forward, sync
@@ -26,7 +27,8 @@ from embed_speed import backbone, bare_forward, sync
 from fewclip.backbone import resolve_device
 from fewclip.data import find_images
 from fewclip.decode import RouteCounts, decode_jpegs, iter_batches, preprocess_batch, route
-from fewclip.features import iter_embed, resolve_workers
+from fewclip.embedding import iter_embed, resolve_workers
+from fewclip.heads import make_head
 
 
 def todays_path(bb, paths: list[str], batch_size: int, workers: int):
@@ -91,6 +93,22 @@ def corrupt_probe(photo: str, device) -> str:
             f"batch [good, bad scan, good, truncated]: {name(decode_jpegs([good, bad, good, cut], device))}")
 
 
+def head_agreement(photos: list[str], cpu_feats, gpu_feats, ok: list[int]) -> str:
+    """A gda head (no text prior: random weights have no meaningful text side) fitted on the
+    CPU-path features of every other photo, labelled by its folder; the share of the other
+    photos on which it predicts the same class from their GPU-path as from their CPU-path
+    features (the issue's target: at least 99%)."""
+    labels = [Path(p).parent.name for p in photos]
+    classes = sorted(set(labels))
+    y = np.array([classes.index(c) for c in labels])
+    train, test = [i for i in ok if i % 2 == 0], [i for i in ok if i % 2 == 1]
+    if len(classes) < 2 or not train or not test:
+        return "-"
+    head = make_head("gda", None).fit(cpu_feats[train], y[train], n_classes=len(classes))
+    same = head.predict_proba(cpu_feats[test]).argmax(1) == head.predict_proba(gpu_feats[test]).argmax(1)
+    return f"{same.mean():.1%} of {len(test)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="a folder of photos (e.g. the vehicles data set)")
@@ -117,8 +135,8 @@ def main() -> None:
     print(corrupt_probe(photos[0], device) + "\n")
     precision = "fp16" if device.type == "cuda" else "fp32"
     print(f"| model | forward img/s ({precision}, bs {args.batch_size}) | CPU-decode img/s | ratio "
-          "| GPU-decode img/s | ratio | GPU-path routes | cosine GPU vs CPU path, mean / min |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| GPU-decode img/s | ratio | GPU-path routes | cosine GPU vs CPU path, mean / min | head agrees |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for arch in args.archs:
         bb = backbone(arch, device)
         forward = bare_forward(bb, paths, args.batch_size)
@@ -127,8 +145,10 @@ def main() -> None:
         ok = [i for i in range(distinct) if not cpu_errors[i] and not gpu_errors[i]]
         cos = (cpu_feats[ok] * gpu_feats[ok]).sum(-1)
         errors_differ = sum(a != b for a, b in zip(cpu_errors, gpu_errors))
+        agree = head_agreement(photos[:distinct], cpu_feats[:distinct], gpu_feats[:distinct], ok)
         print(f"| {arch} | {forward:.0f} | {cpu_speed:.0f} | {cpu_speed / forward:.2f} | {gpu_speed:.0f} "
-              f"| {gpu_speed / forward:.2f} | {counts.summary()} | {cos.mean():.5f} / {cos.min():.5f} |", flush=True)
+              f"| {gpu_speed / forward:.2f} | {counts.summary()} | {cos.mean():.5f} / {cos.min():.5f} | {agree} |",
+              flush=True)
         if errors_differ:
             print(f"  {errors_differ} images with different errors on the two paths")
         del bb

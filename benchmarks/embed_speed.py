@@ -2,7 +2,7 @@
 
 For each architecture (random weights of the full published architecture: speed does not
 depend on the values), batch size and number of decoding workers, prints images per second
-of `fewclip.features.embed_images` (read, decode, preprocess, forward) and of the bare
+of `fewclip.embedding.embed_images` (read, decode, preprocess, forward) and of the bare
 `encode_image` forward on ready tensors of the same batch size, their ratio, and peak memory.
 Runs on CUDA (fp16, as OpenAI's weights are) when a GPU is present, else on the CPU (fp32).
 
@@ -20,7 +20,7 @@ import torch
 
 from fewclip.backbone import Backbone, resolve_device
 from fewclip.data import load_rgb, scan_folder
-from fewclip.features import embed_images
+from fewclip.embedding import embed_images
 from random_checkpoint import random_clip
 
 with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""The local engine (`fewclip.features.embed_images`) against the Ray engine
+"""The local engine (`fewclip.embedding.embed_images`) against the Ray engine
 (`fewclip.ray_engine.embed_ray`) on this machine: images/s, Ray's fixed start-up cost, and
 the driver's peak memory at several numbers of images.
 
@@ -89,7 +89,7 @@ def child(engine: str, n: int, ckpt: str, list_file: str, batch_size: int) -> di
     row = {"engine": engine, "n": n}
     if engine == "local":
         from fewclip.backbone import load_backbone
-        from fewclip.features import embed_images
+        from fewclip.embedding import embed_images
 
         backbone = load_backbone(ckpt, "cpu", None, sha)
         peak_before = _vm("VmHWM")

@@ -6,7 +6,10 @@ One module per concern:
              train/val split, file lists
   backbone   loading the frozen CLIP (name, cache folder or checkpoint file), encoding
   cache      the per-image (and per-prompt-set) feature cache, keyed by content
-  features   the feature files (one writer, one reader each) and batched image embedding
+  features   the feature files: one writer and one reader each
+  embedding  batched image embedding (CPU or GPU decoding), through the feature cache,
+             locally or on a Ray cluster (ray_engine)
+  decode     GPU JPEG decoding and preprocessing, with the routes to the CPU path
   prompts    prompt templates and the text (zero-shot) classifier
   heads/     classifiers on features (the estimator contract in heads/base.py, one file per
              head family, the selection rule in heads/selection.py), saving and loading

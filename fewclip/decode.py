@@ -263,7 +263,7 @@ def preprocess_tensor(image: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 def _cpu_path(data: bytes, resolution: int, preprocess) -> tuple[torch.Tensor, str]:
-    """Today's CPU path (`fewclip.features.ImageFiles`) on a file's bytes: (image, "") or
+    """Today's CPU path (`fewclip.embedding.ImageFiles`) on a file's bytes: (image, "") or
     (zeros, the reason it could not be decoded)."""
     try:
         return preprocess(load_rgb(io.BytesIO(data), min_side=resolution)), ""

@@ -27,7 +27,7 @@ from . import UserError
 from .backbone import LazyBackbone
 from .data import find_images
 from .decode import DECODE_SETTINGS, resolve_decode
-from .features import ENGINES, embed_images, resolve_workers
+from .embedding import ENGINES, embed_images, resolve_workers
 from .openvocab import load_classifier
 from .params import run
 from .plots import contact_sheet

@@ -1,6 +1,6 @@
 """Image embedding on a Ray cluster: the `embed_images` contract, run by Ray Data.
 
-`embed_ray` gives exactly what `fewclip.features.embed_images` gives (features (n, dim)
+`embed_ray` gives exactly what `fewclip.embedding.embed_images` gives (features (n, dim)
 float32, L2-normalised, in the order of `paths`; per path "" or the reason it could not be
 read, its row then zeros), with Ray Data's batch-inference pattern: a dataset of
 (index, path) rows, `map_batches` with a callable class that loads the backbone once per
@@ -56,7 +56,7 @@ NOT_INSTALLED = "embed.engine: ray needs Ray: pip install -e '.[ray]'"
 
 def read_rgb(path: str, min_side: int | None = None) -> Image.Image:
     """Read a file whole, then decode its bytes with `fewclip.data.load_rgb`; BadImage with
-    the reason the local engine gives (`fewclip.features.embed_cached`: "cannot read: ..."
+    the reason the local engine gives (`fewclip.embedding.embed_cached`: "cannot read: ..."
     for a file that cannot be read, `load_rgb`'s reason for one that cannot be decoded)."""
     try:
         with open(path, "rb") as f:
@@ -124,7 +124,7 @@ def embed_ray(model: str, sha256: str, paths: list[str], *, device: str = "auto"
               download_root: str | None = None, batch_size: int = 64, address: str | None = None,
               num_actors: int | None = None, progress: bool = True) -> tuple[np.ndarray, list[str]]:
     """Features (n, dim) for `paths` and per path "" or why it could not be read, as
-    `fewclip.features.embed_images` returns them, computed by actors on a Ray cluster.
+    `fewclip.embedding.embed_images` returns them, computed by actors on a Ray cluster.
 
     `model`, `sha256`, `device`, `download_root`: as for `fewclip.backbone.load_backbone`,
     which each actor calls once. `address`: the cluster (`host:port`, `ray://host:port`,

@@ -1,7 +1,7 @@
 """Stage embed: L2-normalised CLIP features of every listed image and of every class name.
 
 Reads <splits>/*.csv, writes <out>/{train,val,test,zero_shot}.npz, <out>/text.npz and
-<out>/summary.json (see fewclip/features.py and the README for the format). Features come
+<out>/summary.json (the format: fewclip/features.py). Features come
 from the per-image feature cache where it has them; the backbone is loaded only when an
 image or a class's prompts are not cached yet.
 """
@@ -18,8 +18,8 @@ from fewclip.backbone import LazyBackbone
 from fewclip.cache import FeatureCache, NoCache
 from fewclip.data import read_list
 from fewclip.decode import resolve_decode
-from fewclip.features import (CacheStats, FeatureSet, TextFeatures, embed_cached, resolve_workers, save_features,
-                              save_text)
+from fewclip.embedding import CacheStats, embed_cached, resolve_workers
+from fewclip.features import FeatureSet, TextFeatures, save_features, save_text
 from fewclip.params import load_params, run
 from fewclip.prompts import logit_scale, text_classifier
 

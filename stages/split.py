@@ -15,8 +15,7 @@ from fewclip.params import load_params, run
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "splits")
     p = load_params()
-    d = p["data"]
-    splits = make_splits(d["train_dir"], d["test_dir"], d["zero_shot_dir"], p["classes"]["novel"],
+    splits = make_splits(p["data"]["train_dir"], p["data"]["test_dir"], p["data"]["zero_shot_dir"], p["classes"]["novel"],
                          p["split"]["val_fraction"], p["seed"], info=print,
                          warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     for name in ("train", "val", "test", "zero_shot"):

@@ -6,7 +6,7 @@ import torch
 
 from fewclip import UserError
 from fewclip.backbone import load_backbone
-from fewclip.features import embed_images
+from fewclip.embedding import embed_images
 from synthetic import RESOLUTION, render, to_tensor
 
 

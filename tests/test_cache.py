@@ -12,7 +12,7 @@ import pytest
 
 from fewclip.backbone import load_backbone
 from fewclip.cache import TEMP_PREFIX, FeatureCache
-from fewclip.features import CacheStats, embed_cached, embed_images
+from fewclip.embedding import CacheStats, embed_cached, embed_images
 from synthetic import write_image_folder
 
 from helpers import env, truncated_jpeg
@@ -101,7 +101,7 @@ KILLABLE = """
 import sys
 from fewclip.backbone import load_backbone
 from fewclip.cache import FeatureCache
-from fewclip.features import embed_cached
+from fewclip.embedding import embed_cached
 checkpoint, cache_dir, *paths = sys.argv[1:]
 backbone = load_backbone(checkpoint, device="cpu")
 cache = FeatureCache(cache_dir, backbone.sha256, "float32")

@@ -16,7 +16,7 @@ from fewclip import UserError, decode
 from fewclip.data import load_rgb
 from fewclip.decode import (RouteCounts, decode_jpegs, iter_batches, preprocess_batch, preprocess_tensor,
                             resolve_decode, route)
-from fewclip.features import ImageFiles
+from fewclip.embedding import ImageFiles
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -304,11 +304,11 @@ def test_resolve_decode_refuses_with_one_line(setting, device, message):
 
 
 def test_the_embed_path_with_gpu_decoding_gives_the_cpu_paths_features(tiny_checkpoint, tmp_path, monkeypatch):
-    """`embed.decode` wired through `fewclip.features`: the GPU path (its tensor ops, run here on
+    """`embed.decode` wired through `fewclip.embedding`: the GPU path (its tensor ops, run here on
     CPU tensors) gives the tiny CLIP the same features as today's path, the same errors, and
     counts each file's route."""
     from fewclip.backbone import load_backbone
-    from fewclip.features import CacheStats, embed_cached, embed_images
+    from fewclip.embedding import CacheStats, embed_cached, embed_images
     from fewclip.cache import NoCache
     from synthetic import write_image_folder
 
@@ -319,7 +319,7 @@ def test_the_embed_path_with_gpu_decoding_gives_the_cpu_paths_features(tiny_chec
     paths += [str(tmp_path / "as.png"), str(tmp_path / "cut.jpg")]
     bb = load_backbone(str(tiny_checkpoint), device="cpu")
     cpu, cpu_errors = embed_images(bb, paths, batch_size=5, progress=False)
-    monkeypatch.setattr("fewclip.features.resolve_decode", lambda setting, device: "gpu")
+    monkeypatch.setattr("fewclip.embedding.resolve_decode", lambda setting, device: "gpu")
     stats = CacheStats()
     gpu, gpu_errors = embed_cached(bb, paths, NoCache(), batch_size=5, progress=False, stats=stats, decode="gpu")
     assert gpu_errors == cpu_errors and cpu_errors[-1] and not any(cpu_errors[:-1])

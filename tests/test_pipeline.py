@@ -68,6 +68,8 @@ def reset(repo) -> None:
 
 @pytest.fixture
 def repo(base):
+    """`base` for a test that changes the workspace: reset after it. (Tests that only read
+    take `base` itself.)"""
     yield base
     reset(base[0])
 
@@ -99,8 +101,8 @@ def read_json(path):
     return json.loads(path.read_text())
 
 
-def test_repro_runs_every_stage_and_reports_the_input(repo):
-    repo, first = repo
+def test_repro_runs_every_stage_and_reports_the_input(base):
+    repo, first = base
     assert ran(first.stdout) == {"params", "split", "embed", "train", "evaluate", "shots"}
     out = first.stdout + first.stderr
     # train: 120 drawn + 4 in other colour modes; the @eaDir entry and notes.txt skipped
@@ -119,8 +121,8 @@ def test_repro_runs_every_stage_and_reports_the_input(repo):
     assert emb["images"]["test"] == 72 and [p for p, _ in emb["skipped"]["test"]][0].endswith("cut.jpg")
 
 
-def test_features_follow_the_documented_format(repo):
-    repo, _ = repo
+def test_features_follow_the_documented_format(base):
+    repo, _ = base
     z = np.load(repo / "features" / "train.npz", allow_pickle=False)
     assert z["features"].dtype == np.float32 and z["features"].shape[1] == 64
     assert np.allclose(np.linalg.norm(z["features"], axis=1), 1, atol=1e-5)
@@ -133,8 +135,8 @@ def test_features_follow_the_documented_format(repo):
     assert len(t["templates"]) >= 5 and float(t["logit_scale"]) > 1
 
 
-def test_metrics_and_plots_hold_sane_values(repo):
-    repo, _ = repo
+def test_metrics_and_plots_hold_sane_values(base):
+    repo, _ = base
     m = read_json(repo / "metrics" / "evaluate" / "metrics.json")
     assert m["test"]["acc"] > 0.6 and 0.6 < m["test"]["balanced_acc"] <= 1  # chance: 1/6
     assert m["val"]["acc"] > 0.5
@@ -166,15 +168,15 @@ def test_metrics_and_plots_hold_sane_values(repo):
     assert "failed to load" not in shown.stdout + shown.stderr
 
 
-def test_nothing_reruns_and_train_params_do_not_re_embed(repo, exp_lr3):
-    repo, _ = repo
+def test_nothing_reruns_and_train_params_do_not_re_embed(base, exp_lr3):
+    repo, _ = base
     again = sh("dvc", "repro", cwd=repo)
     assert ran(again.stdout) == set()
     assert ran(exp_lr3) == {"params", "train", "evaluate", "shots"}  # the curve uses the mlp settings too
 
 
-def test_zero_shot_experiment_and_exp_show(repo, exp_lr3, exp_zero):
-    repo, _ = repo
+def test_zero_shot_experiment_and_exp_show(base, exp_lr3, exp_zero):
+    repo, _ = base
     assert ran(exp_zero) == {"params", "train", "evaluate"}
     m = exp_rows(repo)["zero"][1]
     assert m["test"]["acc"] > 0.6
@@ -188,9 +190,9 @@ def test_zero_shot_experiment_and_exp_show(repo, exp_lr3, exp_zero):
         assert exps[name]["metrics"]["metrics/evaluate/metrics.json"]["data"]["test"]["acc"] > 0.6
 
 
-def test_every_head_beats_zero_shot_at_16_shots(repo):
+def test_every_head_beats_zero_shot_at_16_shots(base):
     """The shots stage of the real `dvc repro`: every head at 16 shots against zero-shot."""
-    repo, first = repo
+    repo, first = base
     records = read_json(repo / "metrics" / "shots" / "curve.json")
     curve = {(r["head"], r["k"]): r for r in records}
     zero_shot = curve["zero-shot", "16"]["acc"]
@@ -215,9 +217,9 @@ def test_every_head_beats_zero_shot_at_16_shots(repo):
     assert (repo / "plots" / "shots.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_every_head_through_train_and_evaluate(repo, exp_zero, exp_heads):
+def test_every_head_through_train_and_evaluate(base, exp_zero, exp_heads):
     """`dvc exp run -S head=...` for every head; each beats zero-shot on the test images."""
-    repo, _ = repo
+    repo, _ = base
     for out in exp_heads.values():
         assert ran(out) == {"params", "train", "evaluate"}
     acc = {name: m["test"]["acc"] for name, (_, m) in exp_rows(repo).items()}
@@ -235,8 +237,8 @@ def test_same_params_same_numbers(repo, exp_lr3):
     assert read_json(repo / "metrics" / "evaluate" / "metrics.json") == before
 
 
-def test_generalised_zero_shot_metrics(repo):
-    repo, _ = repo
+def test_generalised_zero_shot_metrics(base):
+    repo, _ = base
     m = read_json(repo / "metrics" / "evaluate" / "metrics.json")["gzsl"]
     assert set(m) == {"seen", "novel", "harmonic"}
     report = read_json(repo / "metrics" / "evaluate" / "report.json")["gzsl"]
@@ -248,8 +250,8 @@ def test_generalised_zero_shot_metrics(repo):
     assert "gzsl_confusion" in sh("dvc", "plots", "show", "--json", cwd=repo).stdout
 
 
-def test_predict_command_formats_bad_files_and_new_classes(repo):
-    repo, _ = repo
+def test_predict_command_formats_bad_files_and_new_classes(base):
+    repo, _ = base
     photos = write_image_folder(repo.parent / "new-photos", ["green circle"], 3, seed=21)
     (photos / "green_circle" / "broken.jpg").write_bytes(b"not an image at all")
     (photos / "empty").mkdir()
@@ -385,9 +387,9 @@ def test_a_param_of_another_head_does_not_retrain(repo):
     assert rows["gda-uniform"][1]["test"] == rows["gda-weighted"][1]["test"]
 
 
-def test_predict_on_ray_gives_the_local_predictions(repo):
+def test_predict_on_ray_gives_the_local_predictions(base):
     """`predict --engine ray` (a Ray started for the run, as on a machine without a cluster)."""
-    repo, _ = repo
+    repo, _ = base
     photos = write_image_folder(repo.parent / "ray-photos", ["green circle", "red square"], 2, seed=22)
     local = json.loads(sh("python", "-m", "fewclip.predict", str(photos), "--format", "json", cwd=repo).stdout)
     remote = json.loads(sh("python", "-m", "fewclip.predict", str(photos), "--format", "json",

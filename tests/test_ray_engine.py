@@ -1,5 +1,5 @@
 """The Ray engine (`fewclip.ray_engine.embed_ray`) on a local Ray: the same features and the
-same error strings as the local engine (`fewclip.features.embed_images`), also when an actor
+same error strings as the local engine (`fewclip.embedding.embed_images`), also when an actor
 is killed mid-run; one-line user errors when Ray is missing or the cluster unreachable."""
 
 import sys
@@ -14,7 +14,7 @@ from helpers import truncated_jpeg
 
 from fewclip import UserError
 from fewclip.backbone import load_backbone, model_sha256
-from fewclip.features import embed_images
+from fewclip.embedding import embed_images
 from fewclip.ray_engine import KILL_ONCE_ENV, NOT_INSTALLED, embed_ray
 
 
@@ -112,11 +112,11 @@ def test_unreachable_address(monkeypatch, images):
 
 def test_the_embed_path_sends_only_uncached_images_and_never_loads_the_backbone(local_ray, checkpoint, images,
                                                                               local_result, tmp_path):
-    """`embed.engine: ray` through `fewclip.features.embed_cached`: the cache still holds,
+    """`embed.engine: ray` through `fewclip.embedding.embed_cached`: the cache still holds,
     what comes back is stored, and the driver never loads the checkpoint."""
     from fewclip.backbone import LazyBackbone
     from fewclip.cache import FeatureCache
-    from fewclip.features import CacheStats, embed_cached
+    from fewclip.embedding import CacheStats, embed_cached
 
     lazy = LazyBackbone(checkpoint[0], device="cpu")
     cache = FeatureCache(tmp_path / "cache", lazy.sha256, "float32")

@@ -7,7 +7,7 @@ from conftest import CLASSES
 from fewclip import UserError
 from fewclip.backbone import load_backbone
 from fewclip.data import scan_folder
-from fewclip.features import embed_images
+from fewclip.embedding import embed_images
 from fewclip.heads import GDA, MLPHead, ZeroShotHead
 from fewclip.metrics import gzsl_metrics
 from fewclip.openvocab import OpenVocabulary
