@@ -102,7 +102,7 @@ def check_header(path: str | Path) -> str | None:
             return "empty file (0 bytes)"
         with _open(path) as img:
             img.size  # noqa: B018 - parses the header
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return _reason(e, "unreadable")
     return None
 
@@ -288,7 +288,7 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
                 img.draft("RGB", (min_side, min_side))
             img.load()
             return _to_rgb(ImageOps.exif_transpose(img))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadImage(_reason(e, "cannot decode")) from None
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fewclip import UserError
-from fewclip.data import BadImage, load_rgb, make_splits, read_list, scan_folder, stratified_split, write_list
+from fewclip.data import BadImage, check_header, load_rgb, make_splits, read_list, scan_folder, stratified_split, write_list
 from synthetic import write_image_folder
 
 CLASSES = ["red circle", "green square", "blue triangle"]
@@ -126,6 +126,11 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000_000)  # between 1x and 2x: PIL only warns
     with pytest.raises(BadImage, match="decompression bomb"):
         load_rgb(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000_000)  # over 2x: PIL raises instead
+    with pytest.raises(BadImage, match="decompression bomb"):
+        load_rgb(tmp_path / "bomb.png")
+    assert check_header(tmp_path / "bomb.png").startswith("refused (decompression bomb)")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000_000)
     (tmp_path / "c").mkdir()
     (tmp_path / "bomb.png").rename(tmp_path / "c" / "bomb.png")
     found = scan_folder(tmp_path)
