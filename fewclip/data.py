@@ -95,6 +95,12 @@ def _reason(e: Exception, verb: str) -> str:
     return f"{verb}: {e}"
 
 
+def cannot_read(e: OSError) -> str:
+    """The reason given for a file that cannot be read at all (gone, a folder, no permission),
+    by every embedding path alike."""
+    return f"cannot read: {e.strerror or e}"
+
+
 def check_header(path: str | Path) -> str | None:
     """None if `path` opens as an image (header only, cheap), else the reason it does not."""
     try:

@@ -57,7 +57,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import UserError
-from .data import BadImage, load_rgb
+from .data import BadImage, cannot_read, load_rgb
 
 GPU = "gpu"
 CORRUPT = "corrupt"
@@ -262,11 +262,12 @@ def preprocess_tensor(image: torch.Tensor, resolution: int) -> torch.Tensor:
     return preprocess_batch([image], resolution)[0]
 
 
-def _cpu_path(data: bytes, resolution: int, preprocess) -> tuple[torch.Tensor, str]:
-    """Today's CPU path (`fewclip.embedding.ImageFiles`) on a file's bytes: (image, "") or
-    (zeros, the reason it could not be decoded)."""
+def cpu_path(source: str | bytes, resolution: int, preprocess) -> tuple[torch.Tensor, str]:
+    """The CPU path, for a file's path or its bytes: decode (`load_rgb`) and `preprocess`,
+    giving (image, "") or (zeros, the reason it could not be decoded)."""
     try:
-        return preprocess(load_rgb(io.BytesIO(data), min_side=resolution)), ""
+        image = load_rgb(io.BytesIO(source) if isinstance(source, bytes) else source, min_side=resolution)
+        return preprocess(image), ""
     except BadImage as e:
         return torch.zeros(3, resolution, resolution), str(e) or "cannot decode"
 
@@ -285,11 +286,11 @@ class _RoutedFiles(Dataset):
         try:
             data = Path(self.paths[i]).read_bytes()
         except OSError as e:
-            return torch.zeros(3, self.resolution, self.resolution), f"cannot read: {e.strerror or e}", UNREADABLE
+            return torch.zeros(3, self.resolution, self.resolution), cannot_read(e), UNREADABLE
         reason = route(data)
         if reason == GPU:
             return data, "", GPU
-        return (*_cpu_path(data, self.resolution, self.preprocess), reason)
+        return (*cpu_path(data, self.resolution, self.preprocess), reason)
 
 
 def _collate(items: list) -> tuple:
@@ -322,7 +323,7 @@ def iter_batches(paths: list[str], resolution: int, cpu_preprocess, device, batc
                 decoded[i] = out
             else:  # nvJPEG failed on it: today's CPU path decides
                 routes[i] = out
-                image, errors[i] = _cpu_path(datas[i], resolution, cpu_preprocess)
+                image, errors[i] = cpu_path(datas[i], resolution, cpu_preprocess)
                 images[i] = image.to(device)
         if decoded:
             images[list(decoded)] = preprocess_batch(list(decoded.values()), resolution)

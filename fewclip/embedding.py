@@ -8,14 +8,13 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from . import UserError
 from .cache import NoCache, file_sha256
-from .data import BadImage, load_rgb
-from .decode import RouteCounts, iter_batches, resolve_decode
+from .data import cannot_read
+from .decode import RouteCounts, cpu_path, iter_batches, resolve_decode
 
 
 ENGINES = ("local", "ray")  # where images are embedded: this process, or a Ray cluster
@@ -31,10 +30,7 @@ class ImageFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        try:
-            return self.preprocess(load_rgb(self.paths[i], min_side=self.resolution)), ""
-        except BadImage as e:
-            return torch.zeros(3, self.resolution, self.resolution), str(e) or "cannot decode"
+        return cpu_path(self.paths[i], self.resolution, self.preprocess)
 
 
 def resolve_workers(num_workers, device) -> int:
@@ -86,10 +82,15 @@ def embed_images(backbone, paths: list[str], batch_size: int = 64, num_workers: 
                         engine=engine, address=address)
 
 
-def _remote_device(backbone) -> str:
-    """The device the Ray engine's actors use: the setting as given (`auto`: the cluster's
-    GPUs when it has any), not what it means on this machine."""
-    return getattr(backbone, "device_setting", None) or str(backbone.device)
+def _embed_remote(backbone, paths: list[str], batch_size: int, address: str | None, progress: bool):
+    """`fewclip.ray_engine.embed_ray` for this backbone. Its actors use the device setting as
+    given (`auto`: the cluster's GPUs when it has any), not what it means on this machine."""
+    from .ray_engine import embed_ray
+
+    return embed_ray(backbone.name, backbone.sha256, paths,
+                     device=getattr(backbone, "device_setting", None) or str(backbone.device),
+                     download_root=getattr(backbone, "download_root", None), batch_size=batch_size,
+                     address=address, progress=progress)
 
 
 @dataclass
@@ -115,6 +116,8 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
     `engine="ray"` sends the images that are not cached to a Ray cluster (`address`; None:
     `RAY_ADDRESS` or a local Ray) in one `fewclip.ray_engine.embed_ray` call, and stores what
     comes back; the driver does not load the backbone (`decode` applies to "local" only)."""
+    if engine not in ENGINES:
+        raise UserError(f"params.yaml: embed.engine={engine!r} must be one of {', '.join(ENGINES)}")
     stats = stats if stats is not None else CacheStats()
     errors = [""] * len(paths)
     keys: list[str | None] = []
@@ -123,7 +126,7 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
             keys.append(file_sha256(path))
         except OSError as e:
             keys.append(None)
-            errors[i] = f"cannot read: {e.strerror or e}"
+            errors[i] = cannot_read(e)
     todo: dict[str, list[int]] = {}
     hits: dict[int, np.ndarray] = {}
     for i, key in enumerate(keys):
@@ -135,15 +138,9 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
             hits[i] = hit
         else:
             todo.setdefault(key, []).append(i)
-    if engine not in ENGINES:
-        raise UserError(f"params.yaml: embed.engine={engine!r} must be one of {', '.join(ENGINES)}")
     remote = None
     if todo and engine == "ray":  # the cluster's result also gives the width: nothing loads here
-        from .ray_engine import embed_ray
-
-        remote = embed_ray(backbone.name, backbone.sha256, [paths[todo[k][0]] for k in todo],
-                           device=_remote_device(backbone), download_root=getattr(backbone, "download_root", None),
-                           batch_size=batch_size, address=address, progress=progress)
+        remote = _embed_remote(backbone, [paths[todo[k][0]] for k in todo], batch_size, address, progress)
         dim = remote[0].shape[1]
     elif todo or dim is None:
         dim = int(backbone.model.text_projection.shape[1])
@@ -157,9 +154,8 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
     order = list(todo)
     done = 0
     if remote is not None and len(remote[1]) < len(order):  # stray-width entries found above
-        more = embed_ray(backbone.name, backbone.sha256, [paths[todo[k][0]] for k in order[len(remote[1]):]],
-                         device=_remote_device(backbone), download_root=getattr(backbone, "download_root", None),
-                         batch_size=batch_size, address=address, progress=progress)
+        more = _embed_remote(backbone, [paths[todo[k][0]] for k in order[len(remote[1]):]], batch_size, address,
+                             progress)
         remote = (np.concatenate([remote[0], more[0]]), remote[1] + more[1])
     if remote is not None:
         batches = [remote]

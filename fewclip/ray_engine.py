@@ -7,7 +7,7 @@ read, its row then zeros), with Ray Data's batch-inference pattern: a dataset of
 actor (a fixed-size actor pool, one GPU per actor on a cluster with GPUs), and the driver
 streaming the results with `iter_batches` into a preallocated array.
 
-* Reading happens inside the actor (`read_rgb`): a file missing, unreadable or vanished
+* Reading happens inside the actor (`_Embedder._image`): a file missing, unreadable or vanished
   since it was listed gets the same reason string as locally, and is counted as locally
   (`ray.data.read_binary_files` would instead fail the whole dataset on one missing file).
   The checkpoint (or `download_root`) and the images must be readable on every node.
@@ -32,19 +32,19 @@ streaming the results with `iter_batches` into a preallocated array.
 from __future__ import annotations
 
 import inspect
-import io
 import math
 import os
 import socket
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from . import UserError
-from .data import BadImage, load_rgb
+from .data import cannot_read
+from .decode import cpu_path
 
 MAX_RESTARTS = 10       # restarts of one actor after its process died
 MAX_TASK_RETRIES = 3    # resubmissions of one batch whose actor died while running it
@@ -52,18 +52,6 @@ CPUS_PER_ACTOR = 4      # CPU-only clusters: torch threads per actor (capped by 
 MAX_CPUS_PER_GPU_ACTOR = 8  # GPU actors: CPUs (decoding threads) reserved per actor
 KILL_ONCE_ENV = "FEWCLIP_RAY_KILL_ONCE"
 NOT_INSTALLED = "embed.engine: ray needs Ray: pip install -e '.[ray]'"
-
-
-def read_rgb(path: str, min_side: int | None = None) -> Image.Image:
-    """Read a file whole, then decode its bytes with `fewclip.data.load_rgb`; BadImage with
-    the reason the local engine gives (`fewclip.embedding.embed_cached`: "cannot read: ..."
-    for a file that cannot be read, `load_rgb`'s reason for one that cannot be decoded)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise BadImage(f"cannot read: {e.strerror or e}") from None
-    return load_rgb(io.BytesIO(data), min_side=min_side)
 
 
 class _Embedder:
@@ -87,10 +75,13 @@ class _Embedder:
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
     def _image(self, path: str):
+        """Read here, in the actor, then the local CPU path on the bytes: the same image and
+        the same reasons as the local engine."""
         try:
-            return self.backbone.preprocess(read_rgb(path, self.resolution)), ""
-        except BadImage as e:
-            return None, str(e) or "cannot decode"
+            data = Path(path).read_bytes()
+        except OSError as e:
+            return None, cannot_read(e)
+        return cpu_path(data, self.resolution, self.backbone.preprocess)
 
     def __call__(self, batch: dict) -> dict:
         n = len(batch["index"])

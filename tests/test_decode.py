@@ -129,7 +129,7 @@ def test_route(name):
 
 def cpu_path_error(data: bytes) -> str:
     """What today's CPU path (`ImageFiles` -> `load_rgb`) says about a file, "" if it decodes."""
-    return decode._cpu_path(data, RES, _transform(RES))[1]
+    return decode.cpu_path(data, RES, _transform(RES))[1]
 
 
 def test_header_routed_file_that_fails_to_decode_falls_back_to_todays_message():
