@@ -146,3 +146,14 @@ def write_image_folder(root: Path, classes, per_class: int, seed: int, fmt: str 
         for i in range(per_class):
             render(name, rng, size=rng.choice((32, 48, 64))).save(folder / f"{i:03d}.{fmt}", quality=95)
     return Path(root)
+
+
+def feature_blobs(n_per_class: int, seed: int, classes: int, dim: int, spread: float = 1.0):
+    """Synthetic L2-normalised features and int labels: `classes` Gaussian clusters around
+    fixed random centres (always drawn from seed 0), `n_per_class` samples each drawn from
+    `seed`, with noise `spread` times the centres' scale."""
+    rng = np.random.default_rng(seed)
+    means = np.random.default_rng(0).normal(size=(classes, dim))
+    y = np.repeat(np.arange(classes), n_per_class)
+    x = means[y] + spread * rng.normal(size=(len(y), dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y

@@ -9,16 +9,13 @@ import pytest
 import torch
 
 from fewclip.heads import HEADS, NotFittedError, ZeroShotHead, load_head, make_head, save_head
+from synthetic import feature_blobs
 
 C, D = 6, 32
 
 
 def blobs(n_per_class, seed, spread=0.8):
-    rng = np.random.default_rng(seed)
-    means = np.random.default_rng(0).normal(size=(C, D))
-    y = np.repeat(np.arange(C), n_per_class)
-    x = means[y] / np.sqrt(D) + spread * rng.normal(size=(len(y), D)) / np.sqrt(D)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y
+    return feature_blobs(n_per_class, seed, classes=C, dim=D, spread=spread)
 
 
 TEXT = blobs(1, seed=50, spread=0.6)[0]  # a noisy "text prior": one row per class

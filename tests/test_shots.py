@@ -1,17 +1,12 @@
 """`fewclip.shots`: the fit plan, and a curve that does not depend on how many processes fit it."""
 
-import numpy as np
-
 from fewclip.heads import one_thread
 from fewclip.shots import Features, fit_plan, resolve_workers, shots_curve
+from synthetic import feature_blobs
 
 
-def blobs(n_per_class, seed, classes=4, dim=16):
-    rng = np.random.default_rng(seed)
-    means = np.random.default_rng(0).normal(size=(classes, dim))
-    y = np.repeat(np.arange(classes), n_per_class)
-    x = means[y] + rng.normal(size=(len(y), dim))
-    return Features((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y)
+def blobs(n_per_class, seed):
+    return Features(*feature_blobs(n_per_class, seed, classes=4, dim=16))
 
 
 def test_the_plan_fits_deterministic_heads_once_at_all():
