@@ -70,13 +70,13 @@ _WORLD: dict = {}
 
 
 def _draw(k, seed: int) -> tuple[Features, Features]:
+    """The training and validation images of (k, seed): drawn afresh for every fit (a
+    permutation per class, microseconds), the same for every head."""
     w = _WORLD
     if k == "all":
         return w["train"], w["val"]
-    if (k, seed) not in w["draws"]:
-        ti, vi = draw_shots(w["pool"].y, int(k), w["val_per_class"], np.random.default_rng([seed, int(k)]))
-        w["draws"][(k, seed)] = (Features(w["pool"].x[ti], w["pool"].y[ti]), Features(w["pool"].x[vi], w["pool"].y[vi]))
-    return w["draws"][(k, seed)]
+    ti, vi = draw_shots(w["pool"].y, int(k), w["val_per_class"], np.random.default_rng([seed, int(k)]))
+    return Features(w["pool"].x[ti], w["pool"].y[ti]), Features(w["pool"].x[vi], w["pool"].y[vi])
 
 
 def _fit(task: tuple) -> dict:
@@ -110,7 +110,7 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
     plan = fit_plan(heads, ks, seeds)
     _WORLD.clear()
     _WORLD.update(train=train, val=val, test=test, text_features=text_features, logit_scale=logit_scale,
-                  head_params=head_params, val_per_class=val_per_class, draws={},
+                  head_params=head_params, val_per_class=val_per_class,
                   pool=Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y])))
     workers = resolve_workers(workers, len(plan))
     rows: list = [None] * len(plan)
