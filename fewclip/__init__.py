@@ -9,7 +9,8 @@ One module per concern:
   features   the feature files: one writer and one reader each
   embedding  batched image embedding (CPU or GPU decoding), through the feature cache,
              locally or on a Ray cluster (ray_engine)
-  decode     GPU JPEG decoding and preprocessing, with the routes to the CPU path
+  decode     GPU JPEG decoding and preprocessing, with the CPU path as fallback
+  routing    which files nvJPEG may decode, and why the others take the CPU path
   prompts    prompt templates and the text (zero-shot) classifier
   heads/     classifiers on features (the estimator contract in heads/base.py, one file per
              head family, the selection rule in heads/selection.py), saving and loading

@@ -55,9 +55,8 @@ class ImageFolder:
             reasons = Counter(s.reason for s in self.skipped)
             line += f"; skipped {_count(len(self.skipped), 'file')} (" + ", ".join(
                 f"{n} {reason}" for reason, n in sorted(reasons.items())) + ")"
-        lines = [line]
-        lines += [f"  skipped {s.path}: {s.reason}" for s in self.skipped if s.reason not in JUNK_REASONS]
-        return "\n".join(lines)
+        return "\n".join([line] + [f"  skipped {s.path}: {s.reason}" for s in self.skipped
+                                    if s.reason not in JUNK_REASONS])
 
 
 def _count(n: int, noun: str) -> str:
@@ -172,11 +171,9 @@ def _all_files(folder: Path) -> list[Path]:
 
 def stratified_split(samples: list[tuple[str, str]], val_fraction: float, seed: int
                      ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Per class, a seeded shuffle puts round(n * val_fraction) images into validation.
-
-    Every class with at least two images keeps at least one for training and, when
-    `val_fraction > 0`, gives at least one to validation.
-    """
+    """Per class, a seeded shuffle puts round(n * val_fraction) images into validation. Every
+    class with at least two images keeps one for training and (`val_fraction > 0`) gives one
+    to validation."""
     if not 0 <= val_fraction < 1:
         raise UserError(f"params.yaml: split.val_fraction={val_fraction} must be in [0, 1)")
     rng = np.random.default_rng(seed)
@@ -227,9 +224,8 @@ def make_splits(train_dir: str | Path, test_dir: str | Path, zero_shot_dir: str 
     summary (before any rule is checked), `warn` the warnings."""
     train, test = scan_folder(train_dir), scan_folder(test_dir)
     zero = scan_folder(zero_shot_dir) if zero_shot_dir else None
-    for folder in (train, test, zero):
-        if folder:
-            info(folder.summary())
+    for folder in filter(None, (train, test, zero)):
+        info(folder.summary())
     counts = train.counts()
     if not train.classes:
         raise UserError(f"{train.root}: no class folders found")
@@ -264,9 +260,7 @@ def write_list(path: str | Path, samples: list[tuple[str, str]]) -> None:
     """A file list: CSV with a `path,label` header, one image per row."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label"])
-        writer.writerows(samples)
+        csv.writer(f).writerows([["path", "label"], *samples])
 
 
 def read_list(path: str | Path) -> list[tuple[str, str]]:
@@ -278,16 +272,12 @@ def read_list(path: str | Path) -> list[tuple[str, str]]:
 
 
 def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
-    """Decode an image to 8-bit RGB, the way a photo is meant to be seen.
-
-    EXIF orientation is applied; transparency is composited onto white; 16-bit and 32-bit
-    images are rescaled to 8 bits (PIL's own conversion would clip them); CMYK, palette and
-    grayscale images are converted. Images over PIL's `MAX_IMAGE_PIXELS` (about 89 million
-    pixels) are refused before decoding. With `min_side`, a large JPEG is decoded at a
-    reduced scale (1/2 to 1/8, in the decoder) that keeps both sides at least `min_side`:
-    a 10,000-pixel photo then never exists in memory at full size. Raises BadImage with the
-    reason when decoding fails.
-    """
+    """Decode an image to 8-bit RGB, the way a photo is meant to be seen: EXIF orientation
+    applied, transparency composited onto white, 16- and 32-bit images rescaled to 8 bits
+    (PIL's own conversion would clip them), CMYK, palette and grey converted. Images over
+    PIL's `MAX_IMAGE_PIXELS` are refused before decoding. With `min_side`, a large JPEG is
+    decoded at a reduced scale (1/2 to 1/8, in the decoder) keeping both sides >= `min_side`,
+    so a 10,000-pixel photo never exists at full size. Raises BadImage with the reason."""
     try:
         with _open(path) as img:
             if min_side and img.format == "JPEG":

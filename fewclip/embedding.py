@@ -5,16 +5,21 @@ cache in front of it, and the Ray engine behind the same call (`embed_cached`).
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from . import UserError
 from .cache import NoCache, file_sha256
 from .data import cannot_read
-from .decode import RouteCounts, cpu_path, iter_batches, resolve_decode
+from .decode import cpu_path, iter_batches, resolve_decode
+from .routing import RouteCounts
 
 
 ENGINES = ("local", "ray")  # where images are embedded: this process, or a Ray cluster
@@ -44,15 +49,67 @@ def resolve_workers(num_workers, device) -> int:
     return num_workers
 
 
+def prefetch(batches, device, depth: int = 2):
+    """Yields what `batches` yields, in order, computed ahead by a background thread (at most
+    `depth` batches ahead), so that decoding and preprocessing the next batch overlaps the
+    model's forward on this one. On CUDA the thread queues its work on a stream of its own
+    and waits for it before handing a batch over; the batch's tensors are then marked as
+    used on the consumer's stream, so the allocator does not reuse them early. An exception
+    in the thread is raised here; closing this generator stops the thread."""
+    device = torch.device(device)
+    side = torch.cuda.Stream(device) if device.type == "cuda" else None
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            with torch.cuda.stream(side) if side is not None else nullcontext():
+                for batch in batches:
+                    if side is not None:
+                        side.synchronize()
+                    if not put(batch):
+                        return
+            put(done)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+
+    thread = threading.Thread(target=produce, name="fewclip-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            if side is not None:
+                for t in item:
+                    if isinstance(t, torch.Tensor) and t.is_cuda:
+                        t.record_stream(torch.cuda.current_stream(device))
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def iter_embed(backbone, paths: list[str], batch_size: int = 64, num_workers: int = 0,
-               desc: str = "embed", progress: bool = True, decode: str = "cpu", routes=None):
+               desc: str = "embed", progress: bool = True, decode: str = "cpu", routes=None,
+               ahead: bool | None = None):
     """Yields (features (b, dim) float32, errors) batch by batch, in the order of `paths`;
     an error is "" or the reason that image could not be read (its row is then zeros).
 
     `decode` ("cpu", "gpu" or "auto": `fewclip.decode.resolve_decode`): "gpu" decodes JPEGs
     with nvJPEG and preprocesses them on the GPU, every other file as on the CPU path
-    (`fewclip.decode.iter_batches`); `routes` (a `fewclip.decode.RouteCounts`) then counts
-    which path each file took."""
+    (`fewclip.decode.iter_batches`); `routes` (a `fewclip.routing.RouteCounts`) then counts
+    which path each file took. `ahead` (default: on CUDA) prepares the next batch in a
+    background thread while the model runs on this one (`prefetch`)."""
     resolution = int(backbone.model.visual.input_resolution)
     if resolve_decode(decode, backbone.device) == "gpu":
         batches = iter_batches(paths, resolution, backbone.preprocess, backbone.device, batch_size, num_workers)
@@ -60,6 +117,8 @@ def iter_embed(backbone, paths: list[str], batch_size: int = 64, num_workers: in
         loader = DataLoader(ImageFiles(paths, backbone.preprocess, resolution), batch_size=batch_size,
                             num_workers=num_workers, shuffle=False, pin_memory=backbone.device.type == "cuda")
         batches = ((images, list(errs), ["cpu"] * len(errs)) for images, errs in loader)
+    if ahead if ahead is not None else backbone.device.type == "cuda":
+        batches = prefetch(batches, backbone.device)
     with tqdm(total=len(paths), desc=desc, unit="img", leave=False, disable=not progress) as bar:
         for images, errs, how in batches:
             feats = backbone.encode_images(images).cpu().numpy().astype(np.float32)

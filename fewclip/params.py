@@ -5,9 +5,8 @@ pydantic models. `load_params()` reads the file, checks all of it and returns it
 nested dicts; any fault stops the stage with one line that names the key and what is allowed
 (the nearest valid key for an unknown one). Every stage calls it before it does any work, and
 the `params` stage of `dvc.yaml` (`python -m fewclip.params`) depends on the whole file, so a
-key that no stage reads is checked too.
-
-The module imports neither torch nor the backbone, so the check takes a fraction of a second.
+key that no stage reads is checked too. The module imports neither torch nor the backbone,
+so the check takes a fraction of a second.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from fewclip import UserError, decode
 from fewclip.data import load_rgb
-from fewclip.decode import (RouteCounts, decode_jpegs, iter_batches, preprocess_batch, preprocess_tensor,
-                            resolve_decode, route)
+from fewclip.decode import decode_jpegs, iter_batches, preprocess_batch, preprocess_tensor, resolve_decode
+from fewclip.routing import RouteCounts, route
 from fewclip.embedding import ImageFiles
 
 with warnings.catch_warnings():
@@ -75,7 +75,8 @@ def patch_sof(data: bytes, marker: int | None = None, precision: int | None = No
 
 def corrupt_scan(data: bytes) -> bytes:
     """A second SOF marker in the middle of the scan data, EOI intact: the header reads fine,
-    every decoder fails (libjpeg: "two SOF markers")."""
+    libjpeg fails ("two SOF markers"); nvJPEG decodes it into garbage without an error (seen
+    on an H200, benchmarks/device_embed.py), so `route` must send it to the CPU path."""
     mid = (data.index(b"\xff\xda") + len(data)) // 2
     return data[:mid] + b"\xff\xc0\x00\x11" + data[mid + 4:]
 
@@ -116,8 +117,14 @@ ROUTES = {
     "3x1 luma sampling": (patch_sof(PLAIN, luma_sampling=0x31), "unusual layout"),
     "over MAX_IMAGE_PIXELS": (patch_sof(PLAIN, size=(20000, 20000)), "too large"),
     "truncated": (PLAIN[:len(PLAIN) // 2], "truncated"),
+    "truncated, zero-filled": (PLAIN[:len(PLAIN) // 2] + bytes(len(PLAIN) // 2), "truncated"),
     "garbage after SOI": (b"\xff\xd8" + b"\x12" * 100, "corrupt"),
-    "corrupt scan, header fine": (corrupt_scan(PLAIN), "gpu"),
+    "corrupt scan, header fine": (corrupt_scan(PLAIN), "corrupt"),
+    "restart markers": (jpeg(BASE, restart_marker_blocks=4), "gpu"),
+    "progressive, corrupt scan": (corrupt_scan(jpeg(BASE, progressive=True)), "corrupt"),
+    "trailing bytes after EOI": (PLAIN + b"junk \xff\xc0 after the end", "gpu"),
+    "comment between scans": (jpeg(BASE, progressive=True).replace(b"\xff\xda", b"\xff\xfe\x00\x04hi\xff\xda", 2)
+                              .replace(b"\xff\xfe\x00\x04hi", b"", 1), "gpu"),
 }
 
 
@@ -327,3 +334,48 @@ def test_the_embed_path_with_gpu_decoding_gives_the_cpu_paths_features(tiny_chec
     cos = (cpu[ok] * gpu[ok]).sum(1)  # both L2-normalised
     assert cos.mean() >= 0.995 and cos.min() >= 0.98, cos
     assert stats.routes["gpu"] == len(paths) - 2 and stats.routes["not a JPEG"] == 1 and stats.routes["truncated"] == 1
+
+
+def test_prefetch_keeps_order_raises_the_producers_error_and_stops_when_closed():
+    import threading
+
+    from fewclip.embedding import prefetch
+
+    assert list(prefetch(iter(range(50)), "cpu")) == list(range(50))
+
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+    got = prefetch(failing(), "cpu")
+    assert next(got) == 1
+    with pytest.raises(OSError, match="disk gone"):
+        next(got)
+
+    pulled = []
+
+    def endless():
+        i = 0
+        while True:
+            pulled.append(i)
+            yield i
+            i += 1
+    got = prefetch(endless(), "cpu", depth=2)
+    assert [next(got) for _ in range(3)] == [0, 1, 2]
+    got.close()  # the consumer stops early: the thread must end, not run on
+    assert not any(t.name == "fewclip-prefetch" for t in threading.enumerate())
+    assert len(pulled) <= 3 + 2 + 1  # at most `depth` ahead, plus the one being handed over
+
+
+def test_batches_prepared_ahead_give_the_same_features(tiny_checkpoint, tmp_path):
+    """`iter_embed(ahead=True)` (the default on CUDA) gives exactly what the plain loop gives."""
+    from fewclip.backbone import load_backbone
+    from fewclip.embedding import iter_embed
+    from synthetic import write_image_folder
+
+    root = write_image_folder(tmp_path / "imgs", ["red circle", "blue square"], 5, seed=5)
+    paths = sorted(str(p) for p in root.rglob("*.jpg")) + [str(tmp_path / "missing.jpg")]
+    bb = load_backbone(str(tiny_checkpoint), device="cpu")
+    plain = list(iter_embed(bb, paths, batch_size=3, progress=False, ahead=False))
+    ahead = list(iter_embed(bb, paths, batch_size=3, progress=False, ahead=True))
+    assert [e for _, e in ahead] == [e for _, e in plain] and ahead[-1][1][-1]
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(ahead, plain))
