@@ -64,3 +64,24 @@ def truncated_jpeg(path: Path) -> Path:
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     return path
+
+
+def run_stage(project: Path, script: str, *args) -> subprocess.CompletedProcess:
+    """`python stages/<script>.py args` run in this process, in `project`: its exit code and
+    what it printed, as `sh` gives them. The stage's own code path (`__main__`, its `run`
+    wrapper, its argv), without a new interpreter importing torch for every call; tests that
+    must see the real command (`dvc repro`, `python stages/...`) use `sh`."""
+    import contextlib
+    import runpy
+
+    out, err, argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
+    path = project / "stages" / f"{script}.py"
+    with contextlib.chdir(project), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        sys.argv = [str(path), *map(str, args)]
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        finally:
+            sys.argv = argv
+    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())

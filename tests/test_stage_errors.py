@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from conftest import CLASSES
-from helpers import ROOT, set_params, sh, truncated_jpeg
+from helpers import ROOT, run_stage, set_params, sh, truncated_jpeg
 from synthetic import write_image_folder
 
 
@@ -23,7 +23,9 @@ def project(tmp_path):
 
 
 def stage_error(project, stage, *args) -> str:
-    proc = sh("python", f"stages/{stage}.py", *args, cwd=project, check=False)
+    """The one `error:` line and exit code 1 of a stage run in this process (`run_stage`;
+    `test_a_broken_layout_rule_stops_split_with_one_line` runs the real command)."""
+    proc = run_stage(project, stage, *args)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
@@ -31,7 +33,7 @@ def stage_error(project, stage, *args) -> str:
 
 
 def test_the_project_split_runs_clean(project):
-    proc = sh("python", "stages/split.py", cwd=project)
+    proc = run_stage(project, "split")
     assert "9 images in 3 classes" in proc.stdout
     assert (project / "splits" / "train.csv").is_file()
 
@@ -40,7 +42,9 @@ def test_a_broken_layout_rule_stops_split_with_one_line(project):
     """The rules themselves are unit-tested (tests/test_data.py); here the stage's message."""
     (project / "d" / "train" / "bench").mkdir()
     (project / "d" / "train" / "bench" / "notes.txt").write_text("no photos yet")
-    msg = stage_error(project, "split")
+    proc = sh("python", "stages/split.py", cwd=project, check=False)  # the real command, once
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    msg = proc.stderr.strip()
     assert "d/train: class folder(s) ['bench'] hold no usable image" in msg
 
 
@@ -56,7 +60,7 @@ def test_bad_params_are_named(project):
 
 
 def test_unknown_model_name_stops_embed(project):
-    sh("python", "stages/split.py", cwd=project)
+    run_stage(project, "split")
     set_params(project, model="ViT-Q/99")
     msg = stage_error(project, "embed")
     assert "model 'ViT-Q/99' is neither a CLIP model name" in msg and "set `model` in params.yaml" in msg
@@ -68,9 +72,9 @@ def test_class_whose_every_image_fails_to_decode_stops_embed(project, tiny_check
     for i in range(2):
         truncated_jpeg(broken / f"{i}.jpg")
     write_image_folder(project / "d" / "test", [], 0, seed=0)
-    sh("python", "stages/split.py", cwd=project)
+    run_stage(project, "split")
     set_params(project, model=str(tiny_checkpoint))
-    proc = sh("python", "stages/embed.py", cwd=project, check=False)
+    proc = run_stage(project, "embed")
     assert proc.returncode == 1
     assert re.search(r"skipped d/train/black_cat/[01]\.jpg: cannot decode: image file is truncated", proc.stderr)
     assert "error: no training image of class(es) ['black_cat'] could be decoded" in proc.stderr
@@ -90,6 +94,6 @@ def test_every_stage_checks_every_key_before_work(project, stage):
 
 def test_the_ray_engine_needs_an_explicit_device(project):
     """The cluster's device sets the precision of the cached features: `auto` is refused."""
-    sh("python", "stages/split.py", cwd=project)
+    run_stage(project, "split")
     set_params(project, **{"embed.engine": "ray"})
     assert "embed.engine: ray needs embed.device cpu or cuda" in stage_error(project, "embed")
