@@ -92,6 +92,8 @@ def test_class_flags_say_what_a_head_takes_and_does(name):
         assert seen == [row["epoch"] for row in h.history_]
     else:
         assert seen == [] and not hasattr(h, "history_")
+    # listening to the epochs changes nothing that is learnt
+    assert same_state(save_head(head(name).fit(x, y, xv, yv))["state"], save_head(h)["state"])
     # another seed: another fitted state for a stochastic head (its predictions may still agree,
     # e.g. when validation keeps zero-shot), the same state for the others
     other = head(name, seed=1).fit(x, y, xv, yv)

@@ -12,7 +12,8 @@
 - Class flags say what a head needs, instead of checks on its name: `needs_text` (CLIP's
   zero-shot classifier as a prior: the `text_features` and `logit_scale` params), `uses_seed`
   (a `seed` param), `stochastic` (its result depends on the seed), `trains_in_epochs` (calls
-  `on_epoch` and keeps `history_`).
+  `on_epoch` and keeps the figures in `history_`; a head may skip computing figures that
+  nobody listens to: zs-linear without `on_epoch`). Listening never changes what is learnt.
 
 Heads train on the CPU: the features are small, and it keeps results identical between runs.
 """
