@@ -61,7 +61,7 @@ class ZSLinear(Head):
     def _train(self, X, y, start, scales, epochs: set, Xv, yv, log: bool = True):
         """Full-batch Adam from `start`, one weight set per scale (independent losses, summed).
         Returns {epoch: (L, C, dim) normalised weights} for the asked epochs and, per scale,
-        the per-epoch history (empty lists unless `log`: the figures cost a third of the
+        the per-epoch history (empty lists unless `log`: the figures cost about a fifth of the
         training and change nothing it learns)."""
         s = torch.tensor(scales).view(-1, 1, 1)
         W = nn.Parameter(start.expand(len(scales), -1, -1).clone())
