@@ -237,9 +237,8 @@ def make_splits(train_dir: str | Path, test_dir: str | Path, zero_shot_dir: str 
     if unknown:
         raise UserError(f"{test.root}: test class(es) {unknown} have no training folder in "
                         f"{train.root}; every test class must be trained")
-    for c in test.classes:
-        if test.counts()[c] == 0:
-            warn(f"{test.root / c}: no usable test image; class {c!r} is not evaluated")
+    for c in sorted(set(test.classes) - set(test.counts())):  # counted once, not once per class
+        warn(f"{test.root / c}: no usable test image; class {c!r} is not evaluated")
     novel = list(novel)
     trained_novel = sorted(set(novel) & set(train.classes))
     if trained_novel:

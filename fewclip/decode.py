@@ -40,9 +40,9 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import UserError
 from .data import BadImage, cannot_read, load_rgb
+from .params import DECODE_SETTINGS
 from .routing import CORRUPT, GPU, UNREADABLE, route
 
-DECODE_SETTINGS = ("auto", "cpu", "gpu")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 

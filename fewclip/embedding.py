@@ -19,10 +19,8 @@ from . import UserError
 from .cache import NoCache, file_sha256
 from .data import cannot_read
 from .decode import cpu_path, iter_batches, resolve_decode
+from .params import ENGINES
 from .routing import RouteCounts
-
-
-ENGINES = ("local", "ray")  # where images are embedded: this process, or a Ray cluster
 
 
 class ImageFiles(Dataset):

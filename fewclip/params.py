@@ -22,10 +22,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from . import UserError
 
-# The few-shot heads by their `head` names; `fewclip.heads.HEADS` implements exactly these
-# (a test checks that the two agree).
+# The `head` names (`fewclip.heads.HEADS` implements exactly these: a test checks), and the
+# values of embed.decode, embed.engine and heads.mlp.sampler, which the code takes from here.
 HEAD_NAMES = ("mlp", "linear", "ncm", "tip-adapter", "tip-adapter-f", "gda", "zs-linear")
 HeadName = Literal[HEAD_NAMES]
+DECODE_SETTINGS = ("auto", "cpu", "gpu")
+ENGINES = ("local", "ray")  # where images are embedded: this process, or a Ray cluster
+SAMPLERS = ("weighted", "uniform")
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -60,9 +63,8 @@ def _template(v: Any) -> Any:
 
 
 def _names(v: Any) -> Any:
-    if isinstance(v, str) and v.strip():
-        return v
-    if isinstance(v, list) and v and all(isinstance(n, str) and n.strip() for n in v):
+    names = [v] if isinstance(v, str) else v
+    if isinstance(names, list) and names and all(isinstance(n, str) and n.strip() for n in names):
         return v
     raise ValueError("must be a name or a non-empty list of names")
 
@@ -72,7 +74,6 @@ ShotCount = Annotated[Union[int, str], BeforeValidator(_shot_count)]
 
 class _Section(BaseModel):
     """A group of keys: every key required, no other key allowed, no type coercion."""
-
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
@@ -84,7 +85,7 @@ class MLPParams(_Section):
     epochs: Count
     batch_size: Annotated[int, Field(ge=2)]
     patience: Count
-    sampler: Literal["weighted", "uniform"]
+    sampler: Literal[SAMPLERS]
 
 
 class LinearParams(_Section):
@@ -158,8 +159,8 @@ class EmbedParams(_Section):
     device: Annotated[str, BeforeValidator(_device)]
     batch_size: Count
     num_workers: Annotated[Union[int, str], BeforeValidator(_workers)]
-    decode: Literal["auto", "cpu", "gpu"]
-    engine: Literal["local", "ray"]
+    decode: Literal[DECODE_SETTINGS]
+    engine: Literal[ENGINES]
     ray_address: Union[Text, None]
     cache_dir: Text
     feature_cache: Union[Text, None]
@@ -194,8 +195,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: parameter file not found (run from the repository root)")
     try:
-        with open(path, encoding="utf-8") as f:
-            params = yaml.safe_load(f)
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
     check_params(params, path)

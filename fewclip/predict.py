@@ -26,10 +26,10 @@ from pathlib import Path
 from . import UserError
 from .backbone import LazyBackbone
 from .data import find_images
-from .decode import DECODE_SETTINGS, resolve_decode
-from .embedding import ENGINES, embed_images, resolve_workers
+from .decode import resolve_decode
+from .embedding import embed_images, resolve_workers
 from .openvocab import load_classifier
-from .params import run
+from .params import DECODE_SETTINGS, ENGINES, run
 from .plots import contact_sheet
 from .prompts import text_classifier
 

@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 from .. import UserError
+from ..params import SAMPLERS
 from .base import Head, as_labels, as_tensor, has_rows
-
-SAMPLERS = ("weighted", "uniform")
 
 
 def class_balanced_sampler(labels, generator: torch.Generator | None = None) -> WeightedRandomSampler:
