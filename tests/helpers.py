@@ -66,9 +66,9 @@ def truncated_jpeg(path: Path) -> Path:
     return path
 
 
-def run_stage(project: Path, script: str, *args) -> subprocess.CompletedProcess:
+def run_stage(project: Path, script: str, *args, check: bool = True) -> subprocess.CompletedProcess:
     """`python stages/<script>.py args` run in this process, in `project`: its exit code and
-    what it printed, as `sh` gives them. The stage's own code path (`__main__`, its `run`
+    what it printed, as `sh` gives them (and, like `sh`, failing unless `check=False`). The stage's own code path (`__main__`, its `run`
     wrapper, its argv), without a new interpreter importing torch for every call; tests that
     must see the real command (`dvc repro`, `python stages/...`) use `sh`."""
     import contextlib
@@ -84,4 +84,7 @@ def run_stage(project: Path, script: str, *args) -> subprocess.CompletedProcess:
             code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         finally:
             sys.argv = argv
+    if check and code != 0:
+        raise AssertionError(f"stages/{script}.py {' '.join(map(str, args))} failed ({code}):\n"
+                             f"{out.getvalue()}\n{err.getvalue()}")
     return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())

@@ -114,9 +114,7 @@ def head_runs(base):
         else:
             text = ""
             for stage, args in (("train", TRAIN_ARGS), ("evaluate", EVALUATE_ARGS)):
-                proc = run_stage(repo, stage, *args)
-                assert proc.returncode == 0, (h, stage, proc.stdout, proc.stderr)
-                text += proc.stdout
+                text += run_stage(repo, stage, *args).stdout
         out[h] = (text, read_json(repo / "metrics" / "evaluate" / "metrics.json"))
     reset(repo)
     return out
