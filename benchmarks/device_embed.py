@@ -32,14 +32,13 @@ from embed_speed import backbone, bare_forward, sync
 from random_checkpoint import random_clip, save_state_dict
 
 import fewclip.embedding
-from fewclip.cache import file_sha256
-
 from fewclip.backbone import resolve_device
+from fewclip.cache import file_sha256
 from fewclip.data import find_images
 from fewclip.decode import decode_jpegs, preprocess_batch
-from fewclip.routing import RouteCounts, route
 from fewclip.embedding import iter_embed, resolve_workers
 from fewclip.heads import make_head
+from fewclip.routing import RouteCounts, route
 
 
 def embed_path(decode: str, ahead: bool):
