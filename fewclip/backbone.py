@@ -15,6 +15,7 @@ import socket
 import time
 import urllib.error
 import warnings
+import zipfile
 from dataclasses import dataclass
 from typing import Callable
 
@@ -156,16 +157,27 @@ def _load_named(name: str, device: torch.device, root: str):
         socket.setdefaulttimeout(previous)
 
 
+def _torchscript(path: str) -> bool:
+    """Whether the file may be a TorchScript archive (OpenAI's checkpoints): a zip archive
+    with TorchScript code in it. A state dict saved by `torch.save` is a zip without code."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in n or n.endswith("/constants.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def _load_file(path: str, device: torch.device):
-    try:  # OpenAI's TorchScript archives
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
-            return clip.load(path, device=device, jit=False)
-    except (EOFError, RuntimeError, ValueError, OSError, pickle.UnpicklingError):
-        # not a TorchScript archive: clip.load then tries torch.load on the file it has already
-        # read to the end (EOFError) and so cannot read a plain state dict; build one here, or
-        # say below what the file is not
-        pass
+    if _torchscript(path):  # (trying torch.jit.load on anything else costs a second or so)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
+                return clip.load(path, device=device, jit=False)
+        except (EOFError, KeyError, RuntimeError, ValueError, OSError, pickle.UnpicklingError):
+            # not a CLIP archive (KeyError: other weights), or clip.load tried torch.load on a file it had
+            # read to the end (EOFError) and so could not read a plain state dict; try one here,
+            # or say below what the file is not
+            pass
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

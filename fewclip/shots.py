@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from .heads import HEADS, ZeroShotHead, make_head
+from .heads import HEADS, ZeroShotHead, fit_imports, make_head, preload
 
 
 @dataclass
@@ -121,8 +121,10 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
                 if progress:
                     progress()
         else:
-            # fork: the workers inherit the features and the imported modules; the slowest
+            # fork: the workers inherit the features and the imported modules (what the fits
+            # import on first use too: imported here once, not once per worker); the slowest
             # fits (most shots) go first so that no process is left with a long one at the end
+            preload(fit_imports(heads))
             order = sorted(range(len(plan)), key=lambda i: -_cost(plan[i]))
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                      initializer=_one_thread_worker) as pool:

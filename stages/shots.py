@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fewclip.features import load_features, load_text
-from fewclip.heads import one_thread
+from fewclip.heads import fit_imports, one_thread
 from fewclip.params import load_params, run
 from fewclip.plots import model_label, shots_curve_png
 from fewclip.shots import Features, curve_records, fit_plan, resolve_workers, shots_curve, summarize
@@ -36,7 +36,7 @@ def main() -> None:
     total = len(fit_plan(cfg["heads"], cfg["ks"], cfg["seeds"]))
     workers = resolve_workers(cfg["workers"], total)
     tqdm.monitor_interval = 0  # no monitor thread: the fitting processes fork from this one
-    with tqdm(total=total, desc="shots", unit="fit", leave=False) as bar, one_thread():
+    with tqdm(total=total, desc="shots", unit="fit", leave=False) as bar, one_thread(fit_imports(cfg["heads"])):
         rows = shots_curve(train, val, test, text, logit_scale, cfg["heads"], p["heads"],
                            cfg["ks"], cfg["seeds"], cfg["val_per_class"], progress=bar.update, workers=workers)
     seconds = time.perf_counter() - start

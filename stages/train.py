@@ -14,7 +14,7 @@ import numpy as np
 from dvclive import Live
 
 from fewclip.features import load_features, load_text
-from fewclip.heads import ZeroShotHead, make_head, one_thread
+from fewclip.heads import ZeroShotHead, fit_imports, make_head, one_thread
 from fewclip.openvocab import save_classifier
 from fewclip.params import load_params, run
 
@@ -43,7 +43,7 @@ def main() -> None:
     text_features = text.rows_for(classes, features / "text.npz")
 
     # one thread, as the shots stage fits the same heads: the same numbers from both
-    with Live(dir=live_dir, dvcyaml=False, save_dvc_exp=False) as live, one_thread():
+    with Live(dir=live_dir, dvcyaml=False, save_dvc_exp=False) as live, one_thread(fit_imports([p["head"]])):
         def log_epoch(epoch: int, metrics: dict) -> None:
             for name, value in metrics.items():
                 live.log_metric(name, value)

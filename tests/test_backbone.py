@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fewclip import UserError
-from fewclip.backbone import load_backbone
+from fewclip.backbone import _torchscript, load_backbone
 from fewclip.embedding import embed_images
 from synthetic import RESOLUTION, render, to_tensor
 
@@ -24,6 +24,15 @@ def test_state_dict_and_torchscript_checkpoints_load_to_the_same_frozen_model(ti
     fa, fb = a.encode_images(x), b.encode_images(x)
     assert torch.allclose(fa, fb, atol=1e-3)  # both were stored from the same (fp16-rounded) weights
     assert torch.allclose(fa.norm(dim=-1), torch.ones(4), atol=1e-5)
+
+
+def test_only_torchscript_archives_are_tried_as_torchscript(tiny_checkpoint, tiny_checkpoint_ts, tmp_path):
+    assert _torchscript(str(tiny_checkpoint_ts)) and not _torchscript(str(tiny_checkpoint))
+    other = tmp_path / "other.pt"  # TorchScript, but not CLIP: neither way reads it
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(other))
+    assert _torchscript(str(other))
+    with pytest.raises(UserError, match=r"other\.pt: not a CLIP checkpoint"):
+        load_backbone(str(other), device="cpu")
 
 
 def test_unknown_model_name_says_what_to_do():

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from .. import UserError
-from .base import Head, NotFittedError, one_thread
+from .base import Head, NotFittedError, one_thread, preload
 from .gda import GDA
 from .linear import LinearProbe
 from .mlp import SAMPLERS, MLPHead, class_balanced_sampler
@@ -31,7 +31,13 @@ HEADS: dict[str, type[Head]] = {cls.name: cls for cls in (
 
 __all__ = ["HEADS", "SAMPLERS", "SELECTION_Z", "Choice", "GDA", "Head", "LinearProbe", "MLPHead", "NearestMean",
            "NotFittedError", "TipAdapter", "TipAdapterF", "ZSLinear", "ZeroShotHead", "choose",
-           "class_balanced_sampler", "compare", "load_head", "make_head", "one_thread", "save_head"]
+           "class_balanced_sampler", "compare", "fit_imports", "load_head", "make_head", "one_thread", "preload", "save_head"]
+
+
+def fit_imports(names) -> list[str]:
+    """The modules that fitting the named heads imports (their `fit_imports`), for `one_thread`
+    and `preload`."""
+    return sorted({m for name in names if name in HEADS for m in HEADS[name].fit_imports})
 
 
 def make_head(name: str, head_params: dict | None = None, text_features=None, logit_scale: float = 100.0,

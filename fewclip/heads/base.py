@@ -14,12 +14,17 @@
   (a `seed` param), `stochastic` (its result depends on the seed), `trains_in_epochs` (calls
   `on_epoch` and keeps the figures in `history_`; a head may skip computing figures that
   nobody listens to: zs-linear without `on_epoch`). Listening never changes what is learnt.
+- `fit_imports` names the modules a fit imports on first use (scikit-learn's solvers; torch.optim
+  imports torch._dynamo when the first optimizer is built, 1.2 s): `one_thread` imports them before
+  it limits the thread pools, which only reaches pools already loaded, and a process that forks
+  fitting workers imports them once, before the fork.
 
 Heads train on the CPU: the features are small, and it keeps results identical between runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from contextlib import contextmanager
 from typing import Callable
@@ -34,13 +39,16 @@ class NotFittedError(RuntimeError):
 
 
 @contextmanager
-def one_thread():
-    """Fit heads with one thread for torch and for BLAS (scikit-learn). Their matrices are
+def one_thread(imports=()):
+    """Fit heads with one thread for torch, OpenMP and BLAS (scikit-learn). Their matrices are
     small (hundreds of rows, 512 wide), where more threads save little, and thread pools
     that spin while another process holds the cores slow every small operation down many
-    times over (benchmarks/shots_speed.py measures both). Restores the settings after."""
+    times over (benchmarks/shots_speed.py measures both). `imports`: modules to import first
+    (the heads' `fit_imports`): a library loaded later, such as SciPy's own OpenBLAS or
+    scikit-learn's OpenMP, would keep its default threads. Restores the settings after."""
     from threadpoolctl import threadpool_limits
 
+    preload(imports)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -48,6 +56,12 @@ def one_thread():
             yield
     finally:
         torch.set_num_threads(before)
+
+
+def preload(modules) -> None:
+    """Import `modules` (names) now."""
+    for name in modules:
+        importlib.import_module(name)
 
 
 def as_tensor(x) -> torch.Tensor:
@@ -87,6 +101,7 @@ class Head:
     stochastic = False
     trains_in_epochs = False
     chosen_on_validation: tuple[str, ...] = ()
+    fit_imports: tuple[str, ...] = ()
     fitted: tuple[str, ...] = ("n_classes_",)
 
     @classmethod

@@ -29,6 +29,7 @@ class GDA(Head):
     that of all training features."""
 
     name = "gda"
+    fit_imports = ("sklearn.covariance",)
     needs_text = True
     chosen_on_validation = ("alpha",)
     fitted = ("n_classes_", "alpha_", "weight_", "bias_")

@@ -19,6 +19,7 @@ class LinearProbe(Head):
 
     name = "linear"
     chosen_on_validation = ("C",)
+    fit_imports = ("sklearn.linear_model",)
     fitted = ("n_classes_", "C_", "weight_", "bias_")
 
     def __init__(self, Cs=(0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000), C: float = 10.0, max_iter: int = 1000):

@@ -40,6 +40,7 @@ class MLPHead(Head):
     """
 
     name = "mlp"
+    fit_imports = ("torch._dynamo",)  # what torch.optim imports when it builds the first optimizer
     uses_seed = True
     stochastic = True
     trains_in_epochs = True

@@ -88,6 +88,7 @@ class TipAdapterF(TipAdapter):
     beta are chosen as Tip-Adapter's."""
 
     name = "tip-adapter-f"
+    fit_imports = ("torch._dynamo",)  # what torch.optim imports when it builds the first optimizer
     uses_seed = True
     stochastic = True
     trains_in_epochs = True

@@ -32,6 +32,7 @@ class ZSLinear(Head):
     means of the training shots. Full-batch and deterministic: no seed."""
 
     name = "zs-linear"
+    fit_imports = ("torch._dynamo",)  # what torch.optim imports when it builds the first optimizer
     needs_text = True
     trains_in_epochs = True
     chosen_on_validation = ("scale", "epoch", "gamma")
