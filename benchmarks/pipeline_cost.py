@@ -2,10 +2,11 @@
 
 In a temporary copy of the repository, with the reference images and random weights of a
 full CLIP architecture (speed does not depend on the values), runs and times:
-  1. `dvc repro` from scratch, with an empty feature cache;
+  1. `dvc repro` from scratch, with an empty feature cache and fit cache;
   2. `dvc repro` again with nothing changed (nothing should run);
   3. `dvc repro` after adding 5 new training photos (mirror images of existing ones):
-     split, embed, train, evaluate and shots rerun, but only the 5 images are embedded.
+     split, embed, train, evaluate and shots rerun, but only the 5 images are embedded, and
+     the shots stage fits again only the draws that the new photos enter, and "all".
 Then compares one cached embedding pass with the original project's approach, which ran the
 backbone on every training and validation image in every epoch (about 100) and once more on
 the test images: the ratio of backbone forwards, and of time at the measured throughput.
@@ -51,6 +52,12 @@ def stage_times(stdout: str) -> list[tuple[str, float]]:
     return found
 
 
+def shots_line(stdout: str) -> str:
+    """How many fits the shots stage took from its fit cache and how many it fitted."""
+    m = re.search(r"^shots: \d+ fits in [\d.]+s \((.*?)\) ->", stdout, re.M)
+    return m.group(1) if m else "-"
+
+
 def stages_run(stdout: str) -> list[str]:
     return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage '")]
 
@@ -69,7 +76,8 @@ def main() -> None:
     copy_repo(repo)
     shutil.copytree(args.data, repo / "data", symlinks=True)
     checkpoint = save_state_dict(random_clip(args.arch), work / f"random-{args.arch.replace('/', '-')}.pt")
-    set_params(repo, model=checkpoint, **{"embed.feature_cache": str(work / "feature-cache")})
+    set_params(repo, model=checkpoint, **{"embed.feature_cache": str(work / "feature-cache"),
+                                          "shots.fit_cache": str(work / "fit-cache")})
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "bench", cwd=repo)
 
@@ -77,7 +85,7 @@ def main() -> None:
     t, out = sh("dvc", "repro", cwd=repo)
     summary = json.loads((repo / "features" / "summary.json").read_text())
     embed_line = next(line for line in out.splitlines() if line.startswith("embed: done in "))
-    rows.append(("first `dvc repro`, empty feature cache", t, stages_run(out), summary["cache"],
+    rows.append(("first `dvc repro`, empty caches", t, stages_run(out), summary["cache"],
                  float(embed_line.split()[3].rstrip("s"))))
     t, out = sh("dvc", "repro", cwd=repo)
     rows.append(("second `dvc repro`, nothing changed", t, stages_run(out), None, None))
@@ -97,7 +105,8 @@ def main() -> None:
         counts = "-" if cache is None else (f"{sum(c['embedded'] for c in cache.values())} / "
                                             f"{sum(c['cached'] for c in cache.values())}")
         print(f"| {what} | {t:.1f} s | {t / rows[0][1]:.2f} | {', '.join(ran) or 'none'} | {counts} |")
-    print("\nstage times after adding 5 photos: " + ", ".join(f"{s} {t:.1f} s" for s, t in stage_times(out)))
+    print("\nstage times after adding 5 photos: " + ", ".join(f"{s} {t:.1f} s" for s, t in stage_times(out))
+          + f"; shots: {shots_line(out)}")
 
     n = summary["images"]
     trainval, total = n["train"] + n["val"], sum(n.values())

@@ -5,13 +5,13 @@ pydantic models. `load_params()` reads the file, checks all of it and returns it
 nested dicts; any fault stops the stage with one line that names the key and what is allowed
 (the nearest valid key for an unknown one). Every stage calls it before it does any work, and
 the `params` stage of `dvc.yaml` (`python -m fewclip.params`) depends on the whole file, so a
-key that no stage reads is checked too. The module imports neither torch nor the backbone,
-so the check takes a fraction of a second.
+key that no stage reads is checked too. It imports no torch: a check takes a fraction of a second.
 """
 
 from __future__ import annotations
 
 import difflib
+import gc
 import re
 import sys
 from pathlib import Path
@@ -38,16 +38,13 @@ Grid = Annotated[list[Positive], Field(min_length=1)]
 Text = Annotated[str, Field(min_length=1)]
 
 
-def _shot_count(v: Any) -> Any:
-    if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-        return v
-    raise ValueError("must be a whole number >= 1 or 'all'")
-
-
-def _workers(v: Any) -> Any:
-    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-        return v
-    raise ValueError("must be 'auto' or a whole number >= 0")
+def _count_or(word: str, least: int) -> BeforeValidator:
+    """A whole number >= `least`, or `word`."""
+    def check(v: Any) -> Any:
+        if v == word or (isinstance(v, int) and not isinstance(v, bool) and v >= least):
+            return v
+        raise ValueError(f"must be '{word}' or a whole number >= {least}")
+    return BeforeValidator(check)
 
 
 def _device(v: Any) -> Any:
@@ -69,7 +66,8 @@ def _names(v: Any) -> Any:
     raise ValueError("must be a name or a non-empty list of names")
 
 
-ShotCount = Annotated[Union[int, str], BeforeValidator(_shot_count)]
+ShotCount = Annotated[Union[int, str], _count_or("all", 1)]
+Workers = Annotated[Union[int, str], _count_or("auto", 0)]
 
 
 class _Section(BaseModel):
@@ -158,7 +156,7 @@ class SplitParams(_Section):
 class EmbedParams(_Section):
     device: Annotated[str, BeforeValidator(_device)]
     batch_size: Count
-    num_workers: Annotated[Union[int, str], BeforeValidator(_workers)]
+    num_workers: Workers
     decode: Literal[DECODE_SETTINGS]
     engine: Literal[ENGINES]
     ray_address: Union[Text, None]
@@ -172,7 +170,8 @@ class ShotsParams(_Section):
     seeds: Count
     val_per_class: Count
     heads: Annotated[list[HeadName], Field(min_length=1)]
-    workers: Annotated[Union[int, str], BeforeValidator(_workers)]
+    workers: Workers
+    fit_cache: Union[Text, None]
 
 
 class Params(_Section):
@@ -274,15 +273,16 @@ def _describe(err: dict) -> str:
         return f"{key}={value!r} is not allowed: one of {', '.join(allowed)}{hint}"
     msg = err["msg"].removeprefix("Value error, ")
     for pydantic_words, ours in (("Input should be", "must be"), ("a valid integer", "a whole number"),
-                                 ("a valid number", "a number"), ("a valid string", "a text"),
-                                 ("a valid list", "a list"), ("a valid dictionary", "a mapping"),
-                                 ("a valid boolean", "true or false")):
+                                 ("a valid number", "a number"), ("a valid string", "a text"), ("a valid list", "a list"),
+                                 ("a valid dictionary", "a mapping"), ("a valid boolean", "true or false")):
         msg = msg.replace(pydantic_words, ours)
     return f"{key}={value!r}: {msg}" if not isinstance(value, dict) else f"{key}: {msg}"
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run a stage's `main`; a UserError ends it with `error: ...` and exit code 1."""
+    """Run a stage's `main` with the garbage collector on (stage scripts pause it to import);
+    a UserError ends it with `error: ...` and exit code 1."""
+    gc.enable()
     try:
         main()
     except UserError as e:

@@ -3,44 +3,76 @@
 The k shots and the validation images are drawn from the training pool only (the split
 stage's train and validation images together); the test features are touched once per fit,
 for the reported number. `k = "all"` uses the split stage's own train/validation split.
+
+Draws are stable: within each class, seed s ranks the images by a hash of (s, image path)
+and takes the first k for training and the next ones for validation (`draw_ranked`). The
+k-shot sets of one seed are nested (the 2 shots hold the 1), and a photo added to the pool
+changes a draw only where it ranks among the images drawn, as a fresh uniform draw would
+with that probability. A fit whose inputs are all unchanged (code, head params, seed, drawn
+features, test and text features) is then read back from the fit cache (`FitCache`)
+instead of fitted again: adding photos, or changing one head's params, refits only what
+changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from .heads import HEADS, ZeroShotHead, fit_imports, make_head, preload
+from .cache import atomic_write
+from .heads import HEADS, ZeroShotHead, fit_imports, make_head, one_thread, preload
 
 
 @dataclass
 class Features:
     x: np.ndarray
     y: np.ndarray
+    ids: list[str] | None = None  # what identifies each image in the draws (its path); None: its row
+
+
+def _split_class(idx: np.ndarray, k: int, val_per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """k training and min(k, val_per_class) validation images of one class's ordered indices.
+    A class with k or fewer images keeps one of them for validation (when it has two or more)
+    and trains on the rest."""
+    n_train = min(k, max(len(idx) - 1, 1))
+    n_val = min(k, val_per_class, len(idx) - n_train)
+    return idx[:n_train], idx[n_train:n_train + n_val]
 
 
 def draw_shots(labels: np.ndarray, k: int, val_per_class: int, rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of k training shots and min(k, val_per_class) validation images per class.
+    """Indices of k training shots and min(k, val_per_class) validation images per class, in
+    a random permutation of each class (for features without image identities: the
+    benchmarks on published features)."""
+    parts = [_split_class(rng.permutation(np.flatnonzero(labels == c)), k, val_per_class) for c in np.unique(labels)]
+    return np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
 
-    A class with k or fewer images keeps one of them for validation (when it has two or more)
-    and trains on the rest.
-    """
-    train, val = [], []
+
+def rank_keys(ids: list[str], seed: int) -> np.ndarray:
+    """Seed `seed`'s rank of each image: a hash of (seed, its id), uniform and independent
+    of the other images."""
+    return np.array([int.from_bytes(hashlib.sha256(f"{seed}\0{i}".encode()).digest()[:8], "big") for i in ids],
+                    dtype=np.uint64)
+
+
+def draw_ranked(labels: np.ndarray, keys: np.ndarray, k: int, val_per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """As `draw_shots`, each class in the order of `keys` (`rank_keys`): the stable draw."""
+    parts = []
     for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_train = min(k, max(len(idx) - 1, 1))
-        n_val = min(k, val_per_class, len(idx) - n_train)
-        train.append(idx[:n_train])
-        val.append(idx[n_train:n_train + n_val])
-    return np.concatenate(train), np.concatenate(val)
+        idx = np.flatnonzero(labels == c)
+        parts.append(_split_class(idx[np.argsort(keys[idx], kind="stable")], k, val_per_class))
+    return np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
 
 
 def accuracy(head, x: np.ndarray, y: np.ndarray) -> float:
@@ -64,19 +96,71 @@ def resolve_workers(workers, n_fits: int) -> int:
     return max(1, min(int(workers), n_fits))
 
 
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray)
+                 else json.dumps(part, sort_keys=True).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def code_version() -> str:
+    """What else decides a fit: the source of the heads and of this module, and the versions
+    of the libraries they fit with."""
+    sources = sorted(Path(__file__).parent.joinpath("heads").glob("*.py")) + [Path(__file__)]
+    libs = {name: metadata.version(name) for name in ("torch", "numpy", "scikit-learn")}
+    return _digest([p.read_text() for p in sources], libs)
+
+
+class FitCache:
+    """Rows of the curve (test accuracy and the fit's seconds) keyed by everything a fit
+    depends on: `<root>/<key[:2]>/<key>.json`, each written atomically; safe to delete."""
+
+    def __init__(self, root: str | Path):
+        self.dir = Path(root).expanduser()
+
+    def _path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        """The row of `key`, or None (also for an unreadable entry, which is fitted again)."""
+        try:
+            row = json.loads(self._path(key).read_text())
+            return row if isinstance(row, dict) and {"acc", "seconds"} <= set(row) else None
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, row: dict) -> None:
+        with atomic_write(self._path(key)) as f:
+            f.write(json.dumps({"acc": row["acc"], "seconds": row["seconds"]}).encode())
+
+
 # The data of the fits, set in the parent before the worker processes fork from it (so they
 # inherit it without pickling) or in the parent itself when it fits alone.
 _WORLD: dict = {}
 
 
 def _draw(k, seed: int) -> tuple[Features, Features]:
-    """The training and validation images of (k, seed): drawn afresh for every fit (a
-    permutation per class, microseconds), the same for every head."""
+    """The training and validation images of (k, seed): drawn afresh for every fit (a sort
+    per class, microseconds), the same for every head."""
     w = _WORLD
     if k == "all":
         return w["train"], w["val"]
-    ti, vi = draw_shots(w["pool"].y, int(k), w["val_per_class"], np.random.default_rng([seed, int(k)]))
+    if seed not in w["keys"]:
+        w["keys"][seed] = rank_keys(w["pool"].ids, seed)
+    ti, vi = draw_ranked(w["pool"].y, w["keys"][seed], int(k), w["val_per_class"])
     return Features(w["pool"].x[ti], w["pool"].y[ti]), Features(w["pool"].x[vi], w["pool"].y[vi])
+
+
+def _fit_key(task: tuple) -> str:
+    """The fit cache's key of a fit: its head, params and seed (where the head uses one), the
+    features it is drawn, and what `shots_curve` put in `_WORLD["context"]`."""
+    k, seed, name = task
+    w = _WORLD
+    tr, va = _draw(k, seed)
+    return _digest(w["context"], name, w["head_params"].get(name), seed if HEADS[name].uses_seed else None,
+                   tr.x, tr.y, va.x, va.y)
 
 
 def _fit(task: tuple) -> dict:
@@ -100,44 +184,70 @@ def _one_thread_worker() -> None:
 
 def shots_curve(train: Features, val: Features, test: Features, text_features: np.ndarray,
                 logit_scale: float, heads: list[str], head_params: dict, ks: list, seeds: int,
-                val_per_class: int, progress=None, workers=1) -> list[dict]:
+                val_per_class: int, progress=None, workers=1, cache: FitCache | None = None) -> list[dict]:
     """One row per fit of `fit_plan`, in its order (head, k, seed: test accuracy, mean shots
-    per class, seconds to fit), then one zero-shot row per k (not a fit: its seconds are 0).
+    per class, seconds to fit, and `cached`: read from `cache`), then one zero-shot row per k
+    (not a fit: its seconds are 0).
 
-    `workers` > 1 fits in that many processes forked from this one, each with one thread
-    (`resolve_workers`); every fit draws its own shots from (k, seed) and seeds its own
-    training, so the rows are the same whatever the number of processes."""
+    Every fit runs on one thread (`one_thread`). `workers` > 1 fits in that many processes
+    forked from this one (`resolve_workers`); every fit draws its own shots from (k, seed)
+    and seeds its own training, so the rows are the same whatever the number of processes,
+    and whether they come from `cache` or not."""
     plan = fit_plan(heads, ks, seeds)
+    pool_ids = [*(train.ids or [f"train#{i}" for i in range(len(train.y))]),
+                *(val.ids or [f"val#{i}" for i in range(len(val.y))])]
     _WORLD.clear()
     _WORLD.update(train=train, val=val, test=test, text_features=text_features, logit_scale=logit_scale,
-                  head_params=head_params, val_per_class=val_per_class,
-                  pool=Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y])))
-    workers = resolve_workers(workers, len(plan))
+                  head_params=head_params, val_per_class=val_per_class, keys={},
+                  pool=Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]), pool_ids))
     rows: list = [None] * len(plan)
     try:
-        if workers == 1:
+        keys: dict[int, str] = {}
+        if cache is not None:
+            _WORLD["context"] = _digest(code_version(), test.x, test.y, text_features, float(logit_scale))
             for i, task in enumerate(plan):
-                rows[i] = _fit(task)
-                if progress:
-                    progress()
-        else:
-            # fork: the workers inherit the features and the imported modules (what the fits
-            # import on first use too: imported here once, not once per worker); the slowest
-            # fits (most shots) go first so that no process is left with a long one at the end
-            preload(fit_imports(heads))
-            order = sorted(range(len(plan)), key=lambda i: -_cost(plan[i]))
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                     initializer=_one_thread_worker) as pool:
-                futures = {pool.submit(_fit, plan[i]): i for i in order}
-                for future in as_completed(futures):
-                    rows[futures[future]] = future.result()
+                keys[i] = _fit_key(task)
+                row = cache.get(keys[i])
+                if row is not None:
+                    k, seed, name = task
+                    rows[i] = {"head": name, "k": str(k), "seed": seed, "shots": len(_draw(k, seed)[0].y) /
+                               text_features.shape[0], "acc": row["acc"], "seconds": row["seconds"], "cached": True}
                     if progress:
                         progress()
+        todo = [i for i in range(len(plan)) if rows[i] is None]
+        for i, row in _fit_all([plan[i] for i in todo], todo, resolve_workers(workers, len(todo)), heads, progress):
+            rows[i] = {**row, "cached": False}
+            if cache is not None:
+                cache.put(keys[i], row)
     finally:
         _WORLD.clear()
     zs = accuracy(ZeroShotHead(text_features, logit_scale), test.x, test.y)
-    rows += [{"head": "zero-shot", "k": str(k), "seed": 0, "shots": 0.0, "acc": zs, "seconds": 0.0} for k in ks]
+    rows += [{"head": "zero-shot", "k": str(k), "seed": 0, "shots": 0.0, "acc": zs, "seconds": 0.0, "cached": False}
+             for k in ks]
     return rows
+
+
+def _fit_all(tasks: list[tuple], index: list[int], workers: int, heads: list[str], progress):
+    """(index, row) of every task, in this process or in `workers` forked ones."""
+    if workers == 1:
+        with one_thread(fit_imports(heads)):
+            for i, task in zip(index, tasks):
+                yield i, _fit(task)
+                if progress:
+                    progress()
+        return
+    # fork: the workers inherit the features and the imported modules (what the fits import on
+    # first use too: imported here once, not once per worker); the slowest fits (most shots)
+    # go first so that no process is left with a long one at the end
+    preload(fit_imports(heads))
+    order = sorted(range(len(tasks)), key=lambda j: -_cost(tasks[j]))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_one_thread_worker) as pool:
+        futures = {pool.submit(_fit, tasks[j]): index[j] for j in order}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+            if progress:
+                progress()
 
 
 def _cost(task: tuple) -> float:

@@ -72,6 +72,7 @@ def run_stage(project: Path, script: str, *args, check: bool = True) -> subproce
     wrapper, its argv), without a new interpreter importing torch for every call; tests that
     must see the real command (`dvc repro`, `python stages/...`) use `sh`."""
     import contextlib
+    import gc
     import runpy
 
     out, err, argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
@@ -84,6 +85,7 @@ def run_stage(project: Path, script: str, *args, check: bool = True) -> subproce
             code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         finally:
             sys.argv = argv
+            gc.enable()  # (the stage script pauses it while it imports; a failed import must not leave it off)
     if check and code != 0:
         raise AssertionError(f"stages/{script}.py {' '.join(map(str, args))} failed ({code}):\n"
                              f"{out.getvalue()}\n{err.getvalue()}")

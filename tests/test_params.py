@@ -47,7 +47,7 @@ CASES = {
                             "heads.gda.alphas[1]=-2: must be greater than 0"),
     "empty grid": (lambda p: p["heads"]["linear"].update(Cs=[]), "heads.linear.Cs=[]: List should have at least 1"),
     "bad shot count": (lambda p: p["shots"].update(ks=[1, 0, "al"]),
-                       "shots.ks[1]=0: must be a whole number >= 1 or 'all'; shots.ks[2]='al'"),
+                       "shots.ks[1]=0: must be 'all' or a whole number >= 1; shots.ks[2]='al'"),
     "bad sampler": (lambda p: p["heads"]["mlp"].update(sampler="balanced"),
                     "heads.mlp.sampler='balanced' is not allowed: one of weighted, uniform"),
     "bad template": (lambda p: p["embed"].update(templates=["a photo"]),

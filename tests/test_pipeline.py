@@ -16,6 +16,7 @@ from PIL import Image
 
 from conftest import FOLDERS
 from fewclip.heads import HEADS
+from fewclip.shots import fit_plan
 from helpers import copy_repo, run_stage, set_params, sh, truncated_jpeg
 from synthetic import write_image_folder
 
@@ -47,6 +48,7 @@ def base(tiny_checkpoint_ts, tmp_path_factory):
     cache = tmp_path_factory.mktemp("feature-cache")
     set_params(repo, model=str(tiny_checkpoint_ts), head="mlp", **{"embed.num_workers": 1, "heads.mlp.epochs": 40,
                                                        "embed.feature_cache": str(cache),
+                                                       "shots.fit_cache": str(tmp_path_factory.mktemp("fit-cache")),
                                                        "classes.novel": ["blue_circle"],
                                                        "classes.prompts": {"blue_circle": ["blue circle", "blue disc"]},
                                                        "shots.ks": [1, 16, "all"], "shots.seeds": 2})
@@ -229,7 +231,7 @@ def test_every_head_beats_zero_shot_at_16_shots(base):
     # 2 seeds at k = 1 and 16; at "all" (the same images for every seed) a deterministic head
     # is fitted once, the two stochastic ones (mlp, tip-adapter-f) once per seed
     n_fits = len(HEADS) * 2 * 2 + len(HEADS) + 2
-    assert fits[0] == "head,k,seed,shots,acc,seconds" and len(fits) == 1 + n_fits + 3  # + zero-shot per k
+    assert fits[0] == "head,k,seed,shots,acc,seconds,cached" and len(fits) == 1 + n_fits + 3  # + zero-shot per k
     assert f"shots: {n_fits} fits in " in first.stdout
     # the workspace experiment's own classifier at each shot count is a headline metric
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -402,6 +404,10 @@ def test_a_param_of_another_head_does_not_retrain(repo):
     sh("dvc", "exp", "run", "-S", "mode=few", "-S", "head=gda", "-n", "gda-weighted", cwd=repo)
     exp = sh("dvc", "exp", "run", "-S", "heads.mlp.sampler=uniform", "-n", "gda-uniform", cwd=repo)
     assert ran(exp.stdout) == {"params", "shots", "evaluate"}
+    # and the shots stage fits only the mlp again: every other fit comes from the fit cache
+    plan = fit_plan(list(HEADS), [1, 16, "all"], 2)
+    mlp = sum(name == "mlp" for _, _, name in plan)
+    assert f"shots: {len(plan)} fits in " in exp.stdout and f"({len(plan) - mlp} from the fit cache, {mlp} fitted" in exp.stdout
     rows = exp_rows(repo)
     assert rows["gda-uniform"][1]["test"] == rows["gda-weighted"][1]["test"]
 

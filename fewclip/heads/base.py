@@ -24,6 +24,7 @@ Heads train on the CPU: the features are small, and it keeps results identical b
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 from contextlib import contextmanager
@@ -59,9 +60,16 @@ def one_thread(imports=()):
 
 
 def preload(modules) -> None:
-    """Import `modules` (names) now."""
-    for name in modules:
-        importlib.import_module(name)
+    """Import `modules` (names) now, with the garbage collector paused (imports make no
+    garbage, and collecting during them costs a fifth of their time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def as_tensor(x) -> torch.Tensor:
