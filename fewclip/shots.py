@@ -229,6 +229,8 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
 
 def _fit_all(tasks: list[tuple], index: list[int], workers: int, heads: list[str], progress):
     """(index, row) of every task, in this process or in `workers` forked ones."""
+    if not tasks:  # (every row from the cache: nothing to import either)
+        return
     if workers == 1:
         with one_thread(fit_imports(heads)):
             for i, task in zip(index, tasks):

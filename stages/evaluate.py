@@ -16,8 +16,8 @@ trained classes' and the novel classes') over every class.
 
 import gc
 
-# paused until fewclip.params.run: the imports below make no garbage, and collecting during
-# them costs a fifth of their time (about 0.8 s in a stage that imports torch)
+# paused until fewclip.params.run (which freezes what the imports made): imports make no
+# garbage, and collecting during them costs a fifth of their time (0.8 s with torch)
 gc.disable()
 
 import json

@@ -9,8 +9,8 @@ step of a closed-form head (gda, linear, ncm, tip-adapter). In zero mode only ep
 
 import gc
 
-# paused until fewclip.params.run: the imports below make no garbage, and collecting during
-# them costs a fifth of their time (about 0.8 s in a stage that imports torch)
+# paused until fewclip.params.run (which freezes what the imports made): imports make no
+# garbage, and collecting during them costs a fifth of their time (0.8 s with torch)
 gc.disable()
 
 import sys

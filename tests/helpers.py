@@ -85,7 +85,10 @@ def run_stage(project: Path, script: str, *args, check: bool = True) -> subproce
             code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         finally:
             sys.argv = argv
-            gc.enable()  # (the stage script pauses it while it imports; a failed import must not leave it off)
+            # the stage script pauses the collector to import and `run` freezes what exists: undo
+            # both, so that this process collects as before (a failed import must not leave it off)
+            gc.unfreeze()
+            gc.enable()
     if check and code != 0:
         raise AssertionError(f"stages/{script}.py {' '.join(map(str, args))} failed ({code}):\n"
                              f"{out.getvalue()}\n{err.getvalue()}")
