@@ -24,6 +24,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 BUSY = """
 import torch
@@ -49,11 +51,16 @@ def busy_machine(load: bool):
 
 
 def time_stage(features: Path, load: bool) -> tuple[float, str]:
+    """The stage's own command, with the project's params.yaml except the fit cache: off, so
+    that every run fits every head."""
     out = Path(tempfile.mkdtemp(prefix="shots-speed-"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["shots"]["fit_cache"] = None
+    (out / "params.yaml").write_text(yaml.safe_dump(params))
     with busy_machine(load):
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, str(ROOT / "stages" / "shots.py"), str(features), str(out / "m"),
-                               str(out / "shots.png")], cwd=ROOT, capture_output=True, text=True)
+                               str(out / "shots.png")], cwd=out, capture_output=True, text=True)
         seconds = time.perf_counter() - start
     if proc.returncode:
         sys.exit(proc.stderr)
@@ -76,6 +83,9 @@ with np.load({str(features)!r} + "/text.npz") as z:
 threads = {threads!r}
 if threads:
     torch.set_num_threads(threads)
+else:  # the libraries' own thread counts: without the curve's one-thread policy
+    import contextlib, fewclip.shots
+    fewclip.shots.one_thread = lambda imports=(): contextlib.nullcontext()
 limits = threadpool_limits(threads) if threads else None
 start = time.perf_counter()
 shots_curve(*(Features(s.features, s.labels) for s in sets), text, scale, cfg["heads"], p["heads"],
