@@ -54,7 +54,7 @@ def main() -> None:
     shutil.copytree(args.data, repo / "data", symlinks=True)
     models = [save_state_dict(random_clip(a), work / f"b{a[-2:]}.pt") for a in ("ViT-B/32", "ViT-B/16")]
     cache = work / "feature-cache"
-    set_params(repo, **{"embed.feature_cache": str(cache)})
+    set_params(repo, **{"embed.feature_cache": str(cache), "shots.fit_cache": str(work / "fit-cache")})
     sh("dvc", "add", "data", cwd=repo)
     set_params(repo, model=models[0])
     sh("git", "add", "-A", cwd=repo)
