@@ -88,3 +88,24 @@ def test_unreadable_files_are_named(tmp_path):
     (tmp_path / "params.yaml").write_text("- a list")
     with pytest.raises(UserError, match="expected a mapping of parameters, got list"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_run_collects_again_and_freezes_what_the_imports_made():
+    """Stage scripts pause the garbage collector while they import; `run` turns it back on
+    and freezes what exists (not traversed by any collection, nor at exit); a UserError is
+    one line on stderr and exit code 1."""
+    import gc
+
+    from fewclip.params import run
+
+    seen = {}
+    gc.disable()
+    try:
+        run(lambda: seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count()))
+        assert seen["enabled"] and seen["frozen"] > 0
+        with pytest.raises(SystemExit) as exit_:
+            run(lambda: (_ for _ in ()).throw(UserError("params.yaml: something is off")))
+        assert exit_.value.code == 1
+    finally:
+        gc.unfreeze()
+        gc.enable()

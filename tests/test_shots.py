@@ -114,3 +114,28 @@ def test_only_what_changed_is_fitted_again(world, tmp_path, monkeypatch):
     # other code (an edited head, another library version): every fit again
     monkeypatch.setattr(shots, "code_version", lambda: "edited")
     assert len(fitted(curve(world, cache=cache))) == len(fit_plan(HEADS, KS, 2))
+
+
+def test_one_thread_reaches_the_pools_that_fitting_loads_later():
+    """In a fresh interpreter (scikit-learn not imported yet): `one_thread(fit_imports(...))`
+    imports the heads' libraries first, so SciPy's own OpenBLAS and scikit-learn's OpenMP run
+    one thread too, not only the pools loaded before it."""
+    import json
+    import subprocess
+    import sys
+
+    code = """
+import json, torch
+from threadpoolctl import threadpool_info
+from fewclip.heads import fit_imports, one_thread
+before = torch.get_num_threads()
+with one_thread(fit_imports(["linear", "gda", "mlp"])):
+    pools = [(p["internal_api"], p["filepath"], p["num_threads"]) for p in threadpool_info()]
+    inside = torch.get_num_threads()
+print(json.dumps({"pools": pools, "inside": inside, "restored": torch.get_num_threads() == before}))
+"""
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout.splitlines()[-1])
+    assert out["inside"] == 1 and out["restored"]
+    assert any("scipy_openblas" in path and "64" not in path for _, path, _ in out["pools"])  # SciPy's own
+    assert all(n == 1 for _, _, n in out["pools"]), out["pools"]
