@@ -65,8 +65,8 @@ def main() -> None:
     fits = [r for r in rows if r["head"] != "zero-shot"]
     fitted = sum(not r["cached"] for r in fits)
     workers = resolve_workers(cfg["workers"], fitted)
-    print(f"shots: {len(fits)} fits in {seconds:.1f}s ({len(fits) - fitted} from the fit cache, {fitted} fitted in "
-          f"{workers} process{'es' if workers > 1 else ''}) -> {out}/, {png}")
+    how = f", {fitted} fitted in {workers} process{'es' if workers > 1 else ''}" if fitted else ""
+    print(f"shots: {len(fits)} fits in {seconds:.1f}s ({len(fits) - fitted} from the fit cache{how}) -> {out}/, {png}")
 
 
 if __name__ == "__main__":

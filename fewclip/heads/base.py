@@ -15,9 +15,9 @@
   `on_epoch` and keeps the figures in `history_`; a head may skip computing figures that
   nobody listens to: zs-linear without `on_epoch`). Listening never changes what is learnt.
 - `fit_imports` names the modules a fit imports on first use (scikit-learn's solvers; torch.optim
-  imports torch._dynamo when the first optimizer is built, 1.2 s): `one_thread` imports them before
-  it limits the thread pools, which only reaches pools already loaded, and a process that forks
-  fitting workers imports them once, before the fork.
+  imports torch._dynamo when it builds the first optimizer, about a second): `one_thread`
+  imports them before it limits the thread pools, which only reaches pools already loaded,
+  and a process that forks fitting workers imports them once, before the fork.
 
 Heads train on the CPU: the features are small, and it keeps results identical between runs.
 """
