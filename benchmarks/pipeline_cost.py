@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from PIL import Image
 
 from fewclip.data import scan_folder
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--arch", default="ViT-B/32")
     parser.add_argument("--epochs", type=int, default=100, help="the original project's epochs")
     parser.add_argument("--keep", action="store_true", help="keep the temporary repository (e.g. its features/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="another param value for all three runs, e.g. shots.seeds=2 (YAML value)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fewclip-cost-"))
@@ -76,8 +79,9 @@ def main() -> None:
     copy_repo(repo)
     shutil.copytree(args.data, repo / "data", symlinks=True)
     checkpoint = save_state_dict(random_clip(args.arch), work / f"random-{args.arch.replace('/', '-')}.pt")
+    other = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     set_params(repo, model=checkpoint, **{"embed.feature_cache": str(work / "feature-cache"),
-                                          "shots.fit_cache": str(work / "fit-cache")})
+                                          "shots.fit_cache": str(work / "fit-cache"), **other})
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "bench", cwd=repo)
 
@@ -98,7 +102,8 @@ def main() -> None:
     after = json.loads((repo / "features" / "summary.json").read_text())
     rows.append(("`dvc repro` after adding 5 photos", t, stages_run(out), after["cache"], None))
 
-    print(f"{args.arch}, random weights, {sum(summary['images'].values())} images, {repo}")
+    print(f"{args.arch}, random weights, {sum(summary['images'].values())} images, {repo}"
+          + "".join(f"; {k}={v}" for k, v in other.items()))
     print("| run | wall time | share of the first | stages run | images embedded / from cache |")
     print("|---|---|---|---|---|")
     for what, t, ran, cache, _ in rows:
