@@ -87,7 +87,7 @@ def fit_plan(heads: list[str], ks: list, seeds: int) -> list[tuple]:
             if k != "all" or seed == 0 or HEADS[name].stochastic]
 
 
-def resolve_workers(workers, n_fits: int) -> int:
+def fit_processes(workers, n_fits: int) -> int:
     """`auto`: one process per core this process may use (`os.sched_getaffinity`), at most
     one per fit; a number: that many (0 and 1: fit in this process)."""
     if workers == "auto":
@@ -190,7 +190,7 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
     (not a fit: its seconds are 0).
 
     Every fit runs on one thread (`one_thread`). `workers` > 1 fits in that many processes
-    forked from this one (`resolve_workers`); every fit draws its own shots from (k, seed)
+    forked from this one (`fit_processes`); every fit draws its own shots from (k, seed)
     and seeds its own training, so the rows are the same whatever the number of processes,
     and whether they come from `cache` or not."""
     plan = fit_plan(heads, ks, seeds)
@@ -215,7 +215,7 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
                     if progress:
                         progress()
         todo = [i for i in range(len(plan)) if rows[i] is None]
-        for i, row in _fit_all([plan[i] for i in todo], todo, resolve_workers(workers, len(todo)), heads, progress):
+        for i, row in _fit_all([plan[i] for i in todo], todo, fit_processes(workers, len(todo)), heads, progress):
             rows[i] = {**row, "cached": False}
             if cache is not None:
                 cache.put(keys[i], row)

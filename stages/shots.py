@@ -24,7 +24,7 @@ from tqdm import tqdm
 from fewclip.features import load_features, load_text
 from fewclip.params import load_params, run
 from fewclip.plots import model_label, shots_curve_png
-from fewclip.shots import Features, FitCache, curve_records, fit_plan, resolve_workers, shots_curve, summarize
+from fewclip.shots import Features, FitCache, curve_records, fit_plan, fit_processes, shots_curve, summarize
 
 
 def main() -> None:
@@ -64,7 +64,7 @@ def main() -> None:
         print(f"{head:<14}" + "".join(f"{by_k[k]['mean']:>8.3f}±{by_k[k]['std']:.3f}" for k in ks))
     fits = [r for r in rows if r["head"] != "zero-shot"]
     fitted = sum(not r["cached"] for r in fits)
-    workers = resolve_workers(cfg["workers"], fitted)
+    workers = fit_processes(cfg["workers"], fitted)
     how = f", {fitted} fitted in {workers} process{'es' if workers > 1 else ''}" if fitted else ""
     print(f"shots: {len(fits)} fits in {seconds:.1f}s ({len(fits) - fitted} from the fit cache{how}) -> {out}/, {png}")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fewclip.shots as shots
-from fewclip.shots import Features, FitCache, draw_ranked, fit_plan, rank_keys, resolve_workers, shots_curve
+from fewclip.shots import Features, FitCache, draw_ranked, fit_plan, fit_processes, rank_keys, shots_curve
 from synthetic import feature_blobs
 
 HEADS = ["gda", "mlp", "ncm"]
@@ -42,7 +42,7 @@ def test_the_plan_fits_deterministic_heads_once_at_all():
 def test_the_same_curve_from_one_process_and_from_two(world):
     one, two = curve(world, workers=1), curve(world, workers=2)
     assert strip(one, "seconds") == strip(two, "seconds") and len(one) == len(fit_plan(HEADS, KS, 2)) + 3
-    assert resolve_workers(8, n_fits=3) == 3 and resolve_workers(0, 10) == 1 and resolve_workers("auto", 1) == 1
+    assert fit_processes(8, n_fits=3) == 3 and fit_processes(0, 10) == 1 and fit_processes("auto", 1) == 1
 
 
 def test_ranked_draws_are_stratified_nested_and_stable():
