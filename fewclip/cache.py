@@ -13,6 +13,8 @@ either a whole entry or none; stray temporary files are ignored and removed by `
 The cache is safe to delete at any time. Class text features (the prompt ensemble of each
 class) and the backbone's logit scale are kept in the same folder, keyed by `text_key` of
 the exact prompt texts, so an unchanged class is not encoded again either.
+
+`FitCache` keeps the shots curve's fits in the same layout (`shots.fit_cache`).
 """
 
 from __future__ import annotations
@@ -56,14 +58,34 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-class FeatureCache:
+class _KeyedFiles:
+    """One file per key under `dir`: `<dir>/<key[:2]>/<key><suffix>`, each written atomically
+    (`atomic_write`); temporary files of a killed run are ignored and removed by `prune_temp`."""
+
+    dir: Path
+    suffix = ""
+
+    def _path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}{self.suffix}"
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.dir.glob(f"*/*{self.suffix}") if not _.name.startswith(TEMP_PREFIX))
+
+    def prune_temp(self) -> int:
+        """Remove temporary files left by a killed run; returns how many."""
+        stale = list(self.dir.glob(f"*/{TEMP_PREFIX}*"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
+
+class FeatureCache(_KeyedFiles):
     """Image features keyed by content hash, for one backbone checkpoint and precision."""
+
+    suffix = ".npy"
 
     def __init__(self, root: str | Path, model_sha256: str, dtype: str):
         self.dir = Path(root).expanduser() / f"{model_sha256[:16]}-{dtype}"
-
-    def _path(self, key: str) -> Path:
-        return self.dir / key[:2] / f"{key}.npy"
 
     def get(self, key: str) -> np.ndarray | None:
         """The cached feature for content hash `key`, or None (also for an unreadable entry)."""
@@ -76,15 +98,27 @@ class FeatureCache:
         with atomic_write(self._path(key)) as f:
             np.save(f, np.asarray(feature, dtype=np.float32), allow_pickle=False)
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self.dir.glob("*/*.npy") if not _.name.startswith(TEMP_PREFIX))
 
-    def prune_temp(self) -> int:
-        """Remove temporary files left by a killed run; returns how many."""
-        stale = list(self.dir.glob(f"*/{TEMP_PREFIX}*"))
-        for path in stale:
-            path.unlink(missing_ok=True)
-        return len(stale)
+class FitCache(_KeyedFiles):
+    """The shots curve's rows (test accuracy and the fit's seconds), keyed by everything a fit
+    depends on (`fewclip.shots`): `shots.fit_cache`; safe to delete."""
+
+    suffix = ".json"
+
+    def __init__(self, root: str | Path):
+        self.dir = Path(root).expanduser()
+
+    def get(self, key: str) -> dict | None:
+        """The row of `key`, or None (also for an unreadable entry, which is fitted again)."""
+        try:
+            row = json.loads(self._path(key).read_text())
+            return row if isinstance(row, dict) and {"acc", "seconds"} <= set(row) else None
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, row: dict) -> None:
+        with atomic_write(self._path(key)) as f:
+            f.write(json.dumps({"acc": row["acc"], "seconds": row["seconds"]}).encode())
 
 
 class NoCache:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from .cache import atomic_write
+from .cache import FitCache
 from .heads import HEADS, ZeroShotHead, fit_imports, make_head, one_thread, preload
 
 
@@ -113,29 +113,6 @@ def code_version() -> str:
     return _digest([p.read_text() for p in sources], libs)
 
 
-class FitCache:
-    """Rows of the curve (test accuracy and the fit's seconds) keyed by everything a fit
-    depends on: `<root>/<key[:2]>/<key>.json`, each written atomically; safe to delete."""
-
-    def __init__(self, root: str | Path):
-        self.dir = Path(root).expanduser()
-
-    def _path(self, key: str) -> Path:
-        return self.dir / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict | None:
-        """The row of `key`, or None (also for an unreadable entry, which is fitted again)."""
-        try:
-            row = json.loads(self._path(key).read_text())
-            return row if isinstance(row, dict) and {"acc", "seconds"} <= set(row) else None
-        except (OSError, ValueError):
-            return None
-
-    def put(self, key: str, row: dict) -> None:
-        with atomic_write(self._path(key)) as f:
-            f.write(json.dumps({"acc": row["acc"], "seconds": row["seconds"]}).encode())
-
-
 # The data of the fits, set in the parent before the worker processes fork from it (so they
 # inherit it without pickling) or in the parent itself when it fits alone.
 _WORLD: dict = {}
@@ -153,14 +130,19 @@ def _draw(k, seed: int) -> tuple[Features, Features]:
     return Features(w["pool"].x[ti], w["pool"].y[ti]), Features(w["pool"].x[vi], w["pool"].y[vi])
 
 
-def _fit_key(task: tuple) -> str:
+def _fit_key(name: str, seed: int, tr: Features, va: Features) -> str:
     """The fit cache's key of a fit: its head, params and seed (where the head uses one), the
-    features it is drawn, and what `shots_curve` put in `_WORLD["context"]`."""
-    k, seed, name = task
+    features it is drawn (`_draw`), and what `shots_curve` put in `_WORLD["context"]`."""
     w = _WORLD
-    tr, va = _draw(k, seed)
     return _digest(w["context"], name, w["head_params"].get(name), seed if HEADS[name].uses_seed else None,
                    tr.x, tr.y, va.x, va.y)
+
+
+def _row(task: tuple, tr: Features, acc: float, seconds: float) -> dict:
+    """A fit's row of the curve (`shots_curve`), trained on `tr`."""
+    k, seed, name = task
+    return {"head": name, "k": str(k), "seed": seed, "shots": len(tr.y) / _WORLD["text_features"].shape[0],
+            "acc": acc, "seconds": seconds}
 
 
 def _fit(task: tuple) -> dict:
@@ -168,13 +150,11 @@ def _fit(task: tuple) -> dict:
     k, seed, name = task
     w = _WORLD
     tr, va = _draw(k, seed)
-    n_classes = w["text_features"].shape[0]
     head = make_head(name, w["head_params"].get(name), text_features=w["text_features"],
                      logit_scale=w["logit_scale"], seed=seed)
     start = time.perf_counter()
-    head.fit(tr.x, tr.y, va.x, va.y, n_classes=n_classes)
-    return {"head": name, "k": str(k), "seed": seed, "shots": len(tr.y) / n_classes,
-            "acc": accuracy(head, w["test"].x, w["test"].y), "seconds": time.perf_counter() - start}
+    head.fit(tr.x, tr.y, va.x, va.y, n_classes=w["text_features"].shape[0])
+    return _row(task, tr, accuracy(head, w["test"].x, w["test"].y), time.perf_counter() - start)
 
 
 def _one_thread_worker() -> None:
@@ -205,13 +185,12 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
         keys: dict[int, str] = {}
         if cache is not None:
             _WORLD["context"] = _digest(code_version(), test.x, test.y, text_features, float(logit_scale))
-            for i, task in enumerate(plan):
-                keys[i] = _fit_key(task)
+            for i, (k, seed, name) in enumerate(plan):
+                tr, va = _draw(k, seed)
+                keys[i] = _fit_key(name, seed, tr, va)
                 row = cache.get(keys[i])
                 if row is not None:
-                    k, seed, name = task
-                    rows[i] = {"head": name, "k": str(k), "seed": seed, "shots": len(_draw(k, seed)[0].y) /
-                               text_features.shape[0], "acc": row["acc"], "seconds": row["seconds"], "cached": True}
+                    rows[i] = {**_row(plan[i], tr, row["acc"], row["seconds"]), "cached": True}
                     if progress:
                         progress()
         todo = [i for i in range(len(plan)) if rows[i] is None]

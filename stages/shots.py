@@ -21,10 +21,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fewclip.cache import FitCache
 from fewclip.features import load_features, load_text
 from fewclip.params import load_params, run
 from fewclip.plots import model_label, shots_curve_png
-from fewclip.shots import Features, FitCache, curve_records, fit_plan, fit_processes, shots_curve, summarize
+from fewclip.shots import Features, curve_records, fit_plan, fit_processes, shots_curve, summarize
 
 
 def main() -> None:

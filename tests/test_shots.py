@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import fewclip.shots as shots
-from fewclip.shots import Features, FitCache, draw_ranked, fit_plan, fit_processes, rank_keys, shots_curve
+from fewclip.cache import FitCache
+from fewclip.shots import Features, draw_ranked, fit_plan, fit_processes, rank_keys, shots_curve
 from synthetic import feature_blobs
 
 HEADS = ["gda", "mlp", "ncm"]
