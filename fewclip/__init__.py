@@ -2,8 +2,9 @@
 
 One module per concern:
   params     the params.yaml schema, checked before any work; running a stage with clear errors
-  data       image discovery, junk skipping, robust decoding, the folder layout rules, the
-             train/val split, file lists
+  data       image discovery, junk skipping, robust decoding
+  splits     the folder layout rules, the data check (checks: small classes, exact
+             duplicates and leaks, ...), the train/val split, file lists
   backbone   loading the frozen CLIP (name, cache folder or checkpoint file), encoding
   cache      the per-image (and per-prompt-set) feature cache, keyed by content
   features   the feature files: one writer and one reader each

@@ -1,4 +1,4 @@
-"""Image discovery, robust decoding, the stratified train/validation split and file lists.
+"""Image discovery and robust decoding.
 
 A data folder holds one sub-folder per class (`<root>/<class>/...`, nested folders allowed).
 Discovery skips junk and says so: hidden and system entries (names starting with `.` or `@`,
@@ -9,7 +9,6 @@ skipped file is named with its reason.
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from collections import Counter
@@ -167,107 +166,6 @@ def scan_folder(root: str | Path, check_images: bool = True) -> ImageFolder:
 
 def _all_files(folder: Path) -> list[Path]:
     return sorted(Path(d) / f for d, _, files in os.walk(folder, followlinks=False) for f in files)
-
-
-def stratified_split(samples: list[tuple[str, str]], val_fraction: float, seed: int
-                     ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Per class, a seeded shuffle puts round(n * val_fraction) images into validation. Every
-    class with at least two images keeps one for training and (`val_fraction > 0`) gives one
-    to validation."""
-    if not 0 <= val_fraction < 1:
-        raise UserError(f"params.yaml: split.val_fraction={val_fraction} must be in [0, 1)")
-    rng = np.random.default_rng(seed)
-    by_class: dict[str, list[str]] = {}
-    for path, label in sorted(samples):
-        by_class.setdefault(label, []).append(path)
-    train, val = [], []
-    for label in sorted(by_class):
-        paths = by_class[label]
-        n_val = 0
-        if val_fraction > 0 and len(paths) >= 2:
-            n_val = min(max(1, round(len(paths) * val_fraction)), len(paths) - 1)
-        order = rng.permutation(len(paths))
-        val += [(paths[i], label) for i in sorted(order[:n_val])]
-        train += [(paths[i], label) for i in sorted(order[n_val:])]
-    return train, val
-
-
-@dataclass
-class Splits:
-    """The split stage's result: file lists, the trained and novel classes, the scanned folders."""
-
-    train: list[tuple[str, str]]
-    val: list[tuple[str, str]]
-    test: list[tuple[str, str]]
-    zero_shot: list[tuple[str, str]]
-    classes: list[str]
-    novel: list[str]
-    folders: list[ImageFolder]
-
-    def summary(self) -> dict:
-        return {"classes": self.classes, "novel_classes": self.novel,
-                "images": {"train": len(self.train), "val": len(self.val), "test": len(self.test),
-                           "zero_shot": len(self.zero_shot)},
-                "skipped": {str(f.root): {"count": len(f.skipped), "files": [[s.path, s.reason] for s in f.skipped]}
-                            for f in self.folders}}
-
-
-def make_splits(train_dir: str | Path, test_dir: str | Path, zero_shot_dir: str | Path | None, novel: list[str],
-                val_fraction: float, seed: int, info=lambda line: None, warn=lambda message: None) -> Splits:
-    """Scan the data folders and check their layout, then split the training photos.
-
-    The rules: the trained classes are the training folders, each with at least one usable
-    image; every test class is a trained class (a test folder without images is only
-    warned about: that class is not evaluated); a novel class (known by name only) has no
-    training folder; every class in `zero_shot_dir` is a novel class. A broken rule stops
-    with a UserError naming the folder and the classes. `info` hears each folder's scan
-    summary (before any rule is checked), `warn` the warnings."""
-    train, test = scan_folder(train_dir), scan_folder(test_dir)
-    zero = scan_folder(zero_shot_dir) if zero_shot_dir else None
-    for folder in filter(None, (train, test, zero)):
-        info(folder.summary())
-    counts = train.counts()
-    if not train.classes:
-        raise UserError(f"{train.root}: no class folders found")
-    empty = [c for c in train.classes if counts[c] == 0]
-    if empty:
-        raise UserError(f"{train.root}: class folder(s) {empty} hold no usable image; "
-                        "these classes cannot be trained (add images or remove the folders)")
-    unknown = sorted(set(test.classes) - set(train.classes))
-    if unknown:
-        raise UserError(f"{test.root}: test class(es) {unknown} have no training folder in "
-                        f"{train.root}; every test class must be trained")
-    for c in sorted(set(test.classes) - set(test.counts())):  # counted once, not once per class
-        warn(f"{test.root / c}: no usable test image; class {c!r} is not evaluated")
-    novel = list(novel)
-    trained_novel = sorted(set(novel) & set(train.classes))
-    if trained_novel:
-        raise UserError(f"params.yaml: classes.novel {trained_novel} have training folders in {train.root}; "
-                        "a novel class is known by name only")
-    if zero:
-        stray = sorted(set(zero.classes) - set(novel))
-        if stray:
-            raise UserError(f"{zero.root}: test class(es) {stray} are neither trained (no folder in "
-                            f"{train.root}) nor novel (params.yaml classes.novel: {novel}); "
-                            "add them to classes.novel or remove the folders")
-    tr, va = stratified_split(train.samples, val_fraction, seed)
-    return Splits(tr, va, test.samples, zero.samples if zero else [], train.classes, novel,
-                  [f for f in (train, test, zero) if f])
-
-
-def write_list(path: str | Path, samples: list[tuple[str, str]]) -> None:
-    """A file list: CSV with a `path,label` header, one image per row."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([["path", "label"], *samples])
-
-
-def read_list(path: str | Path) -> list[tuple[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if not rows or rows[0] != ["path", "label"]:
-        raise UserError(f"{path}: not a file list (expected a 'path,label' CSV header)")
-    return [(r[0], r[1]) for r in rows[1:]]
 
 
 def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import difflib
 import gc
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from . import UserError
 
@@ -143,14 +144,33 @@ class GZSLParams(_Section):
     seen_bias: float
 
 
+def inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies under it (as written, `.` and `..` resolved; no
+    file system access)."""
+    norm = lambda p: Path(os.path.normpath(os.path.expanduser(p)))  # noqa: E731
+    return norm(folder) == norm(path) or norm(folder) in norm(path).parents
+
+
 class DataParams(_Section):
+    dir: Text
     train_dir: Text
     test_dir: Text
     zero_shot_dir: str
 
+    @model_validator(mode="after")
+    def _inside_dir(self) -> "DataParams":
+        # dvc.yaml's split and embed stages depend on `dir`: a folder outside it would go unseen
+        outside = [f"{key}={getattr(self, key)!r}" for key in ("train_dir", "test_dir", "zero_shot_dir")
+                   if getattr(self, key) and not inside(getattr(self, key), self.dir)]
+        if outside:
+            raise ValueError(f"{', '.join(outside)} must lie inside data.dir={self.dir!r} (the folder "
+                             "`dvc add` tracks and the stages depend on); move the folder or change data.dir")
+        return self
+
 
 class SplitParams(_Section):
     val_fraction: Annotated[float, Field(ge=0, lt=1)]
+    min_per_class: Count
 
 
 class EmbedParams(_Section):
@@ -208,8 +228,11 @@ def check_params(params: Any, path: str | Path = "params.yaml") -> None:
     try:
         Params.model_validate(params)
     except ValidationError as e:
-        faults = [_describe(err) for err in e.errors()]
-        raise UserError(f"{path}: " + "; ".join(dict.fromkeys(faults))) from None
+        faults = list(dict.fromkeys(_describe(err) for err in e.errors()))
+        text = (f"{path}: {faults[0]}" if len(faults) == 1 else
+                f"{path}: {len(faults)} problems:" + "".join(f"\n  {f}" for f in faults))
+        raise UserError(text + f"\n  (`dvc exp run -S` writes its values into {path} even when the run fails: "
+                        f"`git checkout {path}` restores the committed file)") from None
 
 
 def _key(loc: tuple) -> str:

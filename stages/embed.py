@@ -22,7 +22,7 @@ import numpy as np
 from fewclip import UserError
 from fewclip.backbone import LazyBackbone
 from fewclip.cache import FeatureCache, NoCache
-from fewclip.data import read_list
+from fewclip.splits import read_list
 from fewclip.decode import resolve_decode
 from fewclip.embedding import CacheStats, embed_cached, resolve_workers
 from fewclip.features import FeatureSet, TextFeatures, save_features, save_text

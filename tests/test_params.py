@@ -1,4 +1,5 @@
-"""The params.yaml schema: every fault is one line naming the key and what is allowed."""
+"""The params.yaml schema: every fault is one line naming the key and what is allowed, and the
+message ends with how to restore a file that `dvc exp run -S` changed."""
 
 import copy
 
@@ -18,8 +19,12 @@ def fault(change) -> str:
     with pytest.raises(UserError) as e:
         check_params(params)
     message = str(e.value)
-    assert "\n" not in message and message.startswith("params.yaml: ")
+    assert message.startswith("params.yaml: ") and message.splitlines()[-1] == RESTORE
     return message
+
+
+RESTORE = ("  (`dvc exp run -S` writes its values into params.yaml even when the run fails: "
+           "`git checkout params.yaml` restores the committed file)")
 
 
 def test_the_repository_params_are_valid():
@@ -47,7 +52,7 @@ CASES = {
                             "heads.gda.alphas[1]=-2: must be greater than 0"),
     "empty grid": (lambda p: p["heads"]["linear"].update(Cs=[]), "heads.linear.Cs=[]: List should have at least 1"),
     "bad shot count": (lambda p: p["shots"].update(ks=[1, 0, "al"]),
-                       "shots.ks[1]=0: must be 'all' or a whole number >= 1; shots.ks[2]='al'"),
+                       "shots.ks[1]=0: must be 'all' or a whole number >= 1\n  shots.ks[2]='al'"),
     "bad sampler": (lambda p: p["heads"]["mlp"].update(sampler="balanced"),
                     "heads.mlp.sampler='balanced' is not allowed: one of weighted, uniform"),
     "bad template": (lambda p: p["embed"].update(templates=["a photo"]),
@@ -60,7 +65,9 @@ CASES = {
     "missing key": (lambda p: p["split"].pop("val_fraction"),
                     "split.val_fraction is missing; add it"),
     "missing group": (lambda p: p.pop("gzsl"), "gzsl is missing (a group with keys seen_bias)"),
-    "empty group": (lambda p: p.update(split=None), "split is empty; it needs the keys val_fraction"),
+    "empty group": (lambda p: p.update(split=None), "split is empty; it needs the keys val_fraction, min_per_class"),
+    "data folder outside data.dir": (lambda p: p["data"].update(test_dir="/elsewhere/test"),
+                                     "data: test_dir='/elsewhere/test' must lie inside data.dir='data'"),
     "missing head settings": (lambda p: p["heads"].pop("zs-linear"), "heads.zs-linear is missing"),
 }
 
@@ -68,15 +75,19 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_each_fault_is_named_in_one_line(name):
     change, expected = CASES[name]
-    assert expected in fault(change)
+    message = fault(change)
+    faults = message.splitlines()[:-1]
+    assert expected in (faults[0] if len(faults) == 1 else message)
+    assert len(faults) == 1 or faults[0] == f"params.yaml: {len(faults) - 1} problems:"
 
 
 def test_every_fault_is_listed_at_once():
     def two(p):
         p.update(mode="some")
         p["heads"]["gda"].update(alpha="x")
-    message = fault(two)
-    assert "mode='some'" in message and "heads.gda.alpha='x'" in message
+    lines = fault(two).splitlines()
+    assert lines[0] == "params.yaml: 2 problems:" and len(lines) == 4
+    assert lines[1].startswith("  mode='some'") and lines[2].startswith("  heads.gda.alpha='x'")
 
 
 def test_unreadable_files_are_named(tmp_path):
