@@ -200,7 +200,7 @@ def main() -> None:
         fewclip.embedding.resolve_decode = lambda setting, device: setting
     device = resolve_device(args.device)
     workers = resolve_workers(args.workers if args.workers == "auto" else int(args.workers), device)
-    photos = find_images([args.data], warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    photos = find_images([args.data], warn=lambda m: print(f"warning: {m}", file=sys.stderr)).paths
     if not photos:
         sys.exit(f"{args.data}: no images")
     paths = (photos * (args.n // len(photos) + 1))[:args.n]

@@ -111,25 +111,44 @@ def check_header(path: str | Path) -> str | None:
     return None
 
 
-def find_images(inputs: list[str], warn) -> list[str]:
+@dataclass
+class Found:
+    """What `find_images` found: the image files, once each, and the inputs that are missing."""
+
+    paths: list[str]
+    missing: list[str]
+    repeated: int  # files named again (twice on the command line, or also inside a named folder)
+
+
+def find_images(inputs: list[str], warn) -> Found:
     """Image files named in `inputs` or found (recursively, sorted, by extension, junk
-    skipped) in the folders named there, for classifying photos without class folders.
-    `warn(message)` hears of empty folders and missing paths."""
-    found = []
+    skipped) in the folders named there, for classifying photos without class folders; a
+    file reached twice counts once. `warn(message)` hears of empty folders, missing paths
+    and repeats."""
+    found, seen, missing, repeated = [], set(), [], 0
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and name_reason(p.name) is None
-                           and not any(is_junk(part) for part in p.relative_to(path).parent.parts))
+            files = [str(p) for p in sorted(path.rglob("*"))
+                     if p.is_file() and name_reason(p.name) is None
+                     and not any(is_junk(part) for part in p.relative_to(path).parent.parts)]
             if not files:
                 warn(f"{path}: no image files in this folder")
-            found += [str(p) for p in files]
         elif path.is_file():
-            found.append(str(path))
+            files = [str(path)]
         else:
             warn(f"{path}: no such file or folder")
-    return found
+            missing.append(item)
+            files = []
+        for f in files:
+            key = os.path.abspath(f)
+            repeated += key in seen
+            if key not in seen:
+                seen.add(key)
+                found.append(f)
+    if repeated:
+        warn(f"{repeated} file(s) named more than once (or also inside a named folder): each classified once")
+    return Found(found, missing, repeated)
 
 
 def scan_folder(root: str | Path, check_images: bool = True) -> ImageFolder:

@@ -302,16 +302,19 @@ def _describe(err: dict) -> str:
     return f"{key}={value!r}: {msg}" if not isinstance(value, dict) else f"{key}: {msg}"
 
 
-def run(main: Callable[[], None]) -> None:
-    """Run a stage's `main` (a UserError ends it: `error: ...`, exit code 1), first freezing what its
-    imports made, out of every collection and the one at exit (1-2 s with torch), and collecting again."""
+def run(main: Callable[[], int | None]) -> None:
+    """Run a stage's or command's `main` (a UserError ends it: `error: ...`, exit code 1; a
+    non-zero return value is the exit code), first freezing what its imports made, out of
+    every collection and the one at exit (1-2 s with torch), and collecting again."""
     gc.freeze()
     gc.enable()
     try:
-        main()
+        code = main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    if code:
+        sys.exit(code)
 
 
 def _main() -> None:

@@ -15,6 +15,16 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from .data import BadImage, load_rgb  # noqa: E402
 
 
+# One colour per head, the same in the PNGs and in the interactive shots curve
+# (.dvc/plots/shots_curve.json names the same domain and range; a test checks): matplotlib's
+# and Vega's category10, in the order of the heads, zero-shot black.
+HEAD_COLORS = {"mlp": "#1f77b4", "linear": "#ff7f0e", "ncm": "#2ca02c", "tip-adapter": "#d62728",
+               "tip-adapter-f": "#9467bd", "gda": "#8c564b", "zs-linear": "#e377c2", "zero-shot": "#000000"}
+# Captions are drawn with matplotlib's bundled DejaVu Sans, which covers accented and most
+# non-Latin letters of class names (Pillow's default font does not).
+FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+
+
 def model_label(model: str) -> str:
     """A short name for a backbone in titles: a checkpoint's file name, or the CLIP name."""
     return Path(model).name if Path(model).is_file() else model
@@ -40,17 +50,18 @@ def confusion_matrix_png(cm: np.ndarray, classes: list[str], path: str | Path, t
 
 
 def _shots_axes(ax, summary: dict, title: str) -> None:
-    """One colour per head; shots per class on a log2 axis with whole-number ticks; each
+    """One colour per head (HEAD_COLORS); shots per class on a log2 axis with whole-number ticks; each
     head's "all" point (the split stage's whole training set) drawn at its mean shots and
     labelled once; zero-shot, which uses no shots, a dashed horizontal line."""
     every = []
     for head, by_k in summary.items():
         if head == "zero-shot":
-            ax.axhline(next(iter(by_k.values()))["mean"], color="black", linestyle="--", label="zero-shot")
+            ax.axhline(next(iter(by_k.values()))["mean"], color=HEAD_COLORS["zero-shot"], linestyle="--",
+                       label="zero-shot")
             continue
         points = sorted((v["shots"], v["mean"], v["std"]) for v in by_k.values())
         x, y, err = zip(*points)
-        ax.errorbar(x, y, yerr=err, marker="o", markersize=3, capsize=3, label=head)
+        ax.errorbar(x, y, yerr=err, marker="o", markersize=3, capsize=3, label=head, color=HEAD_COLORS.get(head))
         if "all" in by_k:
             every.append((by_k["all"]["shots"], by_k["all"]["mean"]))
     ax.set_xscale("log", base=2)
@@ -59,7 +70,7 @@ def _shots_axes(ax, summary: dict, title: str) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if every:
         x, y = np.mean([e[0] for e in every]), max(e[1] for e in every)
-        ax.annotate(f"all ({x:.1f})", (x, y), textcoords="offset points", xytext=(0, 8), ha="center",
+        ax.annotate(f"all ({x:.1f} per class)", (x, y), textcoords="offset points", xytext=(0, 8), ha="center",
                     fontsize=8, fontweight="bold")
     ax.set_title(_wrap(title, 60))
     ax.grid(alpha=0.3)
@@ -130,14 +141,27 @@ def confusion_records(counts: np.ndarray, classes: list[str]) -> list[dict]:
             for i, a in enumerate(classes) for j, p in enumerate(classes)]
 
 
+SHEET_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+
+
+def sheet_format(path: str | Path) -> str:
+    """The image format a contact sheet at `path` is written in, from its extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SHEET_FORMATS:
+        raise ValueError(f"{path}: a contact sheet is a {', '.join(SHEET_FORMATS)} file")
+    return SHEET_FORMATS[suffix]
+
+
 def contact_sheet(items: list[tuple[str, str]], path: str | Path, title: str, columns: int = 6,
                   thumb: int = 160, quality: int = 80) -> int:
-    """A grid of photos, each captioned (e.g. "true bus / predicted car 87%"), saved as a JPEG
-    so that a sheet of 30 photos stays around 100-300 KB. `items` is [(image path, caption)];
+    """A grid of photos, each captioned (e.g. "true bus / predicted car 87.1%"), saved in the
+    format its extension names (`sheet_format`): a JPEG sheet of 30 photos stays around
+    100-300 KB. `items` is [(image path, caption)];
     a photo that can no longer be read is drawn as a grey tile that says so. Returns the
     number of photos drawn. With no items, the sheet says `title` and that there is nothing
     to show. Drawn with Pillow alone (a tenth of the time matplotlib takes for 30 photos)."""
-    font = ImageFont.load_default(size=12)
+    fmt = sheet_format(path)
+    font = ImageFont.truetype(str(FONT), 12)
     line = 15  # pixels per caption line
     cols = min(columns, max(1, len(items)))
     rows = max(1, -(-len(items) // columns))
@@ -166,7 +190,7 @@ def contact_sheet(items: list[tuple[str, str]], path: str | Path, title: str, co
             draw.text((x0 + cell_w // 2, y0 + thumb + 4 + j * line), _fit_pixels(text, font, cell_w - 4),
                       fill="black", font=font, anchor="ma")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, "JPEG", quality=quality, optimize=True)
+    sheet.save(path, fmt, **({"quality": quality, "optimize": True} if fmt != "PNG" else {"optimize": True}))
     return len(items)
 
 
@@ -190,6 +214,13 @@ def _fit_pixels(text: str, font, width: int) -> str:
     return text + "..."
 
 
+def gallery_count(wrong: int, limit: int) -> str:
+    """How many of the mistakes a gallery of at most `limit` shows, in words."""
+    if wrong <= limit:
+        return "no mistakes" if wrong == 0 else "the one mistake" if wrong == 1 else f"all {wrong} mistakes"
+    return f"the {limit} most confident of {wrong} mistakes"
+
+
 def mistakes(y_true, proba, classes: list[str], paths: list[str], limit: int = 30,
              only=None) -> list[tuple[str, str]]:
     """The `limit` most confident mistakes as contact-sheet items [(path, caption)], the
@@ -201,4 +232,4 @@ def mistakes(y_true, proba, classes: list[str], paths: list[str], limit: int = 3
     wrong = [i for i in np.flatnonzero(pred != y_true) if only is None or only(y_true[i], pred[i])]
     wrong.sort(key=lambda i: (-conf[i], paths[i]))
     return [(paths[i], f"{Path(paths[i]).name[:24]}\ntrue {classes[y_true[i]]}\n"
-                       f"predicted {classes[pred[i]]} {conf[i]:.0%}") for i in wrong[:limit]]
+                       f"predicted {classes[pred[i]]} {conf[i]:.1%}") for i in wrong[:limit]]

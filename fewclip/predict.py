@@ -9,10 +9,13 @@ Needs only the train stage's artefact (`models/classifier.pt`: the head, the cla
 their text features, the prompt templates, the backbone's name and SHA-256) and that backbone
 (`--model` overrides where to find it, e.g. a checkpoint file on an offline machine; its
 SHA-256 must match). `--add-class NAME` adds a novel class by name without retraining: its
-text features are computed from the saved templates. Folders are searched recursively for
-image files (hidden and system entries skipped); unreadable images and empty folders are
-reported on stderr, and every other image gets its prediction. Batched, with a progress
-bar, on CUDA when available. Exit status: 0 when at least one image was classified.
+text features are computed from the saved templates; a name that is already a class (in
+any spelling: `fire engine`, `Fire_Engine`) is not added twice. Folders are searched
+recursively for image files (hidden and system entries skipped), and a file reached twice
+is classified once; unreadable images and empty folders are reported on stderr, and every
+other image gets its prediction. Batched, with a progress bar, on CUDA when available.
+Exit status: 0 when every named path existed and at least one image was classified, 1
+otherwise (the images found are still classified and written).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from .decode import resolve_decode
 from .embedding import embed_images, resolve_workers
 from .openvocab import load_classifier
 from .params import DECODE_SETTINGS, ENGINES, run
-from .plots import contact_sheet
+from .plots import contact_sheet, sheet_format
 from .prompts import text_classifier
 
 FORMATS = ("table", "csv", "json")
@@ -53,6 +56,12 @@ def write(rows: list[dict], fmt: str, out) -> None:
             out.write(f"{row['path']:<{width}}  {preds}\n")
 
 
+def same_name(name: str) -> str:
+    """A class name as prompts read it (`_` a space, case and spacing ignored), to find a
+    class given twice in two spellings."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fewclip.predict", description=__doc__.split("\n")[0])
     ap.add_argument("inputs", nargs="+", help="image files and/or folders")
@@ -71,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--address", help="the Ray cluster (host:port; default: $RAY_ADDRESS, else a local Ray)")
     ap.add_argument("--cache-dir", default="~/.cache/clip", help="where named CLIP models are looked for")
     ap.add_argument("--contact-sheet", metavar="FILE.jpg",
-                    help="also draw the classified photos, captioned with the top class and its probability")
+                    help="also draw the classified photos, captioned with the top class and its probability "
+                         "(.jpg, .png or .webp)")
     ap.add_argument("--sheet-size", type=int, default=60, metavar="N",
                     help="at most N photos on the contact sheet, the least confident first (default 60)")
     args = ap.parse_args(argv)
@@ -79,8 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     def warn(msg: str) -> None:
         print(f"warning: {msg}", file=sys.stderr)
 
+    if args.contact_sheet:
+        try:
+            sheet_format(args.contact_sheet)
+        except ValueError as e:
+            raise UserError(f"--contact-sheet {e}") from None
     clf, saved = load_classifier(args.classifier)
-    paths = find_images(args.inputs, warn)
+    found = find_images(args.inputs, warn)
+    paths = found.paths
     if not paths:
         raise UserError("no image to classify in " + ", ".join(args.inputs))
     model = args.model or saved["model"]
@@ -90,10 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
                         f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
                         "pass that checkpoint with --model")
-    known = [n for n in args.add_class if n in clf.classes]
-    if known:
-        warn(f"--add-class {known}: already classes of {args.classifier}")
-    new = [n for n in dict.fromkeys(args.add_class) if n not in clf.classes]
+    known = {same_name(c): c for c in clf.classes}
+    new = []
+    for name in args.add_class:
+        if same_name(name) in known:
+            warn(f"--add-class {name!r}: {args.classifier} already has the class {known[same_name(name)]!r}; "
+                 "not added again")
+        else:
+            known[same_name(name)] = name
+            new.append(name)
     if new:
         clf = clf.with_classes(new, text_classifier(backbone, new, saved["templates"]))
 
@@ -118,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.contact_sheet:
         chosen = sorted(rows, key=lambda r: (r["predictions"][0]["probability"], r["path"]))[: max(0, args.sheet_size)]
         contact_sheet([(r["path"], f"{Path(r['path']).name[:24]}\n{r['predictions'][0]['class']} "
-                                   f"{r['predictions'][0]['probability']:.0%}") for r in chosen],
+                                   f"{r['predictions'][0]['probability']:.1%}") for r in chosen],
                       args.contact_sheet, f"{len(chosen)} of {len(rows)} classified photos, the least confident "
                       "first (top class, its probability)")
         print(f"predict: contact sheet of {len(chosen)} photos -> {args.contact_sheet}", file=sys.stderr)
@@ -127,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     if not rows:
         raise UserError("no image could be read")
+    if found.missing:
+        print(f"error: {len(found.missing)} named path(s) do not exist: {', '.join(found.missing)} "
+              "(the images found were classified)", file=sys.stderr)
+        return 1
     return 0
 
 

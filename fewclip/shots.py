@@ -250,12 +250,15 @@ def summarize(rows: list[dict]) -> dict:
             for head, by_k in out.items()}
 
 
-def curve_records(summary: dict) -> list[dict]:
+def curve_records(summary: dict, beyond=()) -> list[dict]:
     """`summarize`'s table as plot records, one per head and k: `head`, `k` ("1", ..., "all"),
-    `shots` (mean training shots per class; the x of the plot), `acc` and `std` over seeds."""
+    `shots` (mean training shots per class; the x of the plot), `acc` and `std` over seeds;
+    then, for each shot count of `beyond` (more than any class has: not fitted), one record
+    per head that says `"as": "all"` and has no figures (the plot leaves it out)."""
     return [{"head": head, "k": k, "shots": round(v["shots"], 3), "acc": round(v["mean"], 5),
              "std": round(v["std"], 5), "seeds": v["seeds"]}
-            for head, by_k in summary.items() for k, v in by_k.items()]
+            for head, by_k in summary.items() for k, v in by_k.items()] + \
+        [{"head": head, "k": str(k), "as": "all"} for k in beyond for head in summary]
 
 
 HEADLINE_KS = ("1", "4", "16", "all")  # the shot counts of the curve that become DVC metrics
@@ -264,9 +267,9 @@ HEADLINE_KS = ("1", "4", "16", "all")  # the shot counts of the curve that becom
 def curve_metrics(records: list[dict], head: str) -> dict:
     """The headline figures of the shots curve: `head`'s mean test accuracy at the shot
     counts of HEADLINE_KS that the curve has (`k01`, `k04`, `k16`, `k_all`: names that sort
-    in shot order; the whole curve stays plot data) and zero-shot's, from `curve_records`;
-    {} when `head` was not in the curve."""
-    mine = {("k_all" if r["k"] == "all" else f"k{int(r['k']):02d}"): r["acc"] for r in records
+    in shot order; the whole curve stays plot data), or "all" for a shot count more than any
+    class has, and zero-shot's, from `curve_records`; {} when `head` was not in the curve."""
+    mine = {("k_all" if r["k"] == "all" else f"k{int(r['k']):02d}"): r.get("acc", r.get("as")) for r in records
             if r["head"] == head and r["k"] in HEADLINE_KS}
-    zero = [r["acc"] for r in records if r["head"] == "zero-shot"]
-    return {**mine, "zero_shot": zero[0]} if mine and zero else {}
+    zero = [r["acc"] for r in records if r["head"] == "zero-shot" and "acc" in r]
+    return {**dict(sorted(mine.items())), "zero_shot": zero[0]} if mine and zero else {}

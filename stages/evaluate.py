@@ -32,8 +32,8 @@ from fewclip.features import load_features
 from fewclip.metrics import classification_metrics, gzsl_metrics
 from fewclip.openvocab import load_classifier
 from fewclip.params import run
-from fewclip.plots import (confusion_matrix_png, confusion_records, contact_sheet, message_png, mistakes,
-                           model_label)
+from fewclip.plots import (confusion_matrix_png, confusion_records, contact_sheet, gallery_count, message_png,
+                           mistakes, model_label)
 from fewclip.shots import curve_metrics
 
 
@@ -59,7 +59,11 @@ def main() -> None:
                         "backbones; rerun `dvc repro`")
     test_proba = clf.head.predict_proba(test.features)
     m = classification_metrics(test.labels, test_proba, test.classes)
-    report = {"test": {"n_images": m["n"], "per_class": m["per_class"]}}
+    kept = saved["mode"] == "few" and clf.head.kept_zero_shot()
+    report = {"classifier": {"mode": saved["mode"], "head": saved["head"]["name"], "chosen": clf.head.chosen(),
+                             "kept_zero_shot": clf.head.kept_zero_shot(),
+                             "uses_training_photos": saved["mode"] == "few" and not kept},
+              "test": {"n_images": m["n"], "per_class": m["per_class"]}}
 
     g = None
     if len(novel.labels) and clf.novel:
@@ -92,17 +96,22 @@ def main() -> None:
             for k in ("seen", "novel", "harmonic"):
                 live.log_metric(f"gzsl/{k}", g[k], plot=False)
         for k, acc in curve.items():
-            live.log_metric(f"curve/{k}", acc, plot=False)
+            if acc == "all":  # a shot count more than any class has: the whole training split
+                live.summary.setdefault("curve", {})[k] = "all"
+            else:
+                live.log_metric(f"curve/{k}", acc, plot=False)
     (live_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_confusion(live_dir / "plots" / "confusion.json", m["counts"], test.classes)
     if g is not None:
         write_confusion(live_dir / "plots" / "gzsl_confusion.json", g["counts"], clf.classes)
 
-    how = "zero-shot" if saved["mode"] == "zero" else f"few-shot {head_name} head"
+    how = ("zero-shot" if saved["mode"] == "zero" else
+           f"few-shot {head_name} head, which kept zero-shot CLIP" if kept else f"few-shot {head_name} head")
     gallery = png.with_name("mistakes.jpg")
+    wrong = int((test_proba.argmax(1) != test.labels).sum())
     shown = contact_sheet(mistakes(test.labels, test_proba, test.classes, test.paths, GALLERY), gallery,
-                          f"{how}: the {GALLERY} most confident of {int((test_proba.argmax(1) != test.labels).sum())} "
-                          f"mistakes on {m['n']} test images (true class, predicted class, its probability)")
+                          f"{how}: {gallery_count(wrong, GALLERY)} on {m['n']} test images, most confident "
+                          "first (true class, predicted class, its probability)")
     print(f"evaluate: {shown} mistakes shown in {gallery}")
     title = f"{model_label(saved['model'])}, {how}: test accuracy {m['acc']:.1%}"
     confusion_matrix_png(m["confusion"], test.classes, png, title)

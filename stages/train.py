@@ -77,13 +77,19 @@ def main() -> None:
         chosen = head.chosen()
         if chosen:
             live.summary["chosen"] = chosen
+        live.summary["kept_zero_shot"] = head.kept_zero_shot()
 
     save_classifier(model_out, mode, head, classes, text, p["gzsl"]["seen_bias"])
-    print(f"train: {mode}-shot {head.name} head on {len(train.labels)} images, {len(classes)} classes"
-          + (f"; best epoch {best_epoch} of {len(head.history_)}" if best_epoch else "")
-          + "".join(f"; {k}={v}" for k, v in chosen.items())
-          + (f"; validation accuracy {val_acc:.3f}" if len(val.labels) else "") + f" -> {model_out}")
-
+    if mode == "zero":
+        what = f"train: zero-shot CLIP, no training: the class names' text features over {len(classes)} classes"
+    else:
+        what = (f"train: few-shot {head.name} head on {len(train.labels)} images, {len(classes)} classes"
+                + (f"; best epoch {best_epoch} of {len(head.history_)}" if best_epoch else "")
+                + "".join(f"; {k}={v}" for k, v in chosen.items()))
+        if head.kept_zero_shot():
+            what += ("; it kept zero-shot CLIP (no candidate beat it on the validation photos), so the "
+                     "training photos change no prediction")
+    print(what + (f"; validation accuracy {val_acc:.3f}" if len(val.labels) else "") + f" -> {model_out}")
 
 if __name__ == "__main__":
     run(main)

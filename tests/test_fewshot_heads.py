@@ -106,3 +106,26 @@ def test_draw_shots_is_stratified_disjoint_and_seeded():
     assert np.array_equal(tr, tr2) and np.array_equal(va, va2)
     tr1, va1 = draw_shots(labels, 1, 4, np.random.default_rng(0))
     assert np.bincount(labels[tr1]).tolist() == [1, 1, 1, 1] and np.bincount(labels[va1]).tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize("name", [n for n, cls in HEADS.items() if cls.needs_text])
+def test_a_text_prior_head_says_when_it_kept_zero_shot(world, name):
+    """Validation labels that zero-shot CLIP gets all right leave every text-prior head at its
+    prior, zero-shot CLIP, and it says so (the train stage's line and report.json); with
+    honest labels and enough shots it leaves the prior and says that too. It predicts as
+    zero-shot exactly when it says it kept zero-shot."""
+    x, y = world.draw(8, seed=5)
+    xv, yv = world.draw(4, seed=6)
+    zs = ZeroShotHead(world.text)
+    zero_shot = zs.predict_proba(world.test[0]).argmax(1)
+    honest = make_head(name, None, world.text, 100.0).fit(x, y, xv, yv, n_classes=C)
+    kept = make_head(name, None, world.text, 100.0).fit(x, y, xv, zs.predict_proba(xv).argmax(1), n_classes=C)
+    assert not honest.kept_zero_shot() and kept.kept_zero_shot()
+    assert (kept.predict_proba(world.test[0]).argmax(1) == zero_shot).all()
+    assert (honest.predict_proba(world.test[0]).argmax(1) != zero_shot).any()
+
+
+def test_heads_without_a_text_prior_never_claim_zero_shot(world):
+    x, y = world.draw(2, seed=5)
+    for name in [n for n, cls in HEADS.items() if not cls.needs_text]:
+        assert not make_head(name, None, seed=0).fit(x, y, x, y, n_classes=C).kept_zero_shot()

@@ -68,7 +68,7 @@ def test_gallery_of_mistakes(tmp_path):
     proba[np.arange(9), PRED] = np.linspace(0.5, 0.7, 9)
     items = mistakes(TRUE, proba, CLASSES, paths, limit=5)
     assert [p for p, _ in items] == [paths[6], paths[2]]  # the two mistakes, most confident first
-    assert "true car" in items[0][1] and "predicted truck 65%" in items[0][1]
+    assert "true car" in items[0][1] and "predicted truck 65.0%" in items[0][1]
     only_trucks = mistakes(TRUE, proba, CLASSES, paths, only=lambda t, p: p == 2)
     assert [p for p, _ in only_trucks] == [paths[6]]
     sheet = tmp_path / "sheet.jpg"
@@ -77,3 +77,79 @@ def test_gallery_of_mistakes(tmp_path):
     assert sheet.read_bytes()[:2] == b"\xff\xd8" and sheet.stat().st_size < 400_000
     contact_sheet([], tmp_path / "empty.jpg", "nothing")
     assert (tmp_path / "empty.jpg").stat().st_size > 0
+
+
+def test_a_shot_count_no_class_can_fill_reads_all():
+    summary = {"gda": {"1": {"mean": 0.5, "std": 0.1, "shots": 1.0, "seeds": 3},
+                       "all": {"mean": 0.9, "std": 0.0, "shots": 6.2, "seeds": 3}},
+               "zero-shot": {k: {"mean": 0.7, "std": 0.0, "shots": 0.0, "seeds": 1} for k in ("1", "all")}}
+    records = curve_records(summary, beyond=[16])
+    assert {"head": "gda", "k": "16", "as": "all"} in records
+    assert curve_metrics(records, "gda") == {"k01": 0.5, "k16": "all", "k_all": 0.9, "zero_shot": 0.7}
+
+
+def test_one_colour_per_head_in_the_png_and_the_interactive_curve():
+    from fewclip.heads import HEADS
+    from fewclip.plots import HEAD_COLORS
+
+    assert set(HEAD_COLORS) == {*HEADS, "zero-shot"} and len(set(HEAD_COLORS.values())) == len(HEAD_COLORS)
+    template = json.loads((ROOT / ".dvc" / "plots" / "shots_curve.json").read_text())
+    scales = [layer["encoding"]["color"]["scale"] for layer in template["layer"] if "color" in layer["encoding"]]
+    assert len(scales) == 2
+    for scale in scales:
+        assert dict(zip(scale["domain"], scale["range"])) == HEAD_COLORS
+
+
+def test_the_png_labels_the_all_point_in_photos_per_class():
+    import matplotlib.pyplot as plt
+
+    from fewclip.plots import _shots_axes
+
+    fig, ax = plt.subplots()
+    _shots_axes(ax, {"gda": {"1": {"mean": 0.5, "std": 0.1, "shots": 1.0},
+                             "all": {"mean": 0.9, "std": 0.0, "shots": 23.4}}}, "t")
+    assert [t.get_text() for t in ax.texts] == ["all (23.4 per class)"]
+    plt.close(fig)
+
+
+def test_epoch_plots_tick_whole_epochs():
+    plots = [p for p in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] if isinstance(p, dict)]
+    epochs = [spec for p in plots for spec in p.values() if spec.get("x") == "step"]
+    assert len(epochs) == 2 and all(spec["template"] == "epochs" for spec in epochs)
+    axis = json.loads((ROOT / ".dvc" / "plots" / "epochs.json").read_text())["encoding"]["x"]["axis"]
+    assert axis == {"tickMinStep": 1, "format": "d"}
+
+
+def test_gallery_titles_count_what_they_show():
+    from fewclip.plots import gallery_count
+
+    assert gallery_count(26, 30) == "all 26 mistakes" and gallery_count(95, 30) == "the 30 most confident of 95 mistakes"
+    assert gallery_count(1, 30) == "the one mistake" and gallery_count(0, 30) == "no mistakes"
+
+
+def test_captions_are_drawn_in_a_font_that_has_the_letters_of_class_names(tmp_path):
+    """Pillow's default font draws boxes for many letters; the galleries use DejaVu Sans."""
+    from matplotlib.ft2font import FT2Font
+
+    from fewclip.plots import FONT
+
+    font = FT2Font(str(FONT))
+    for letter in "éüçñøßåæœ\u0301αжł":  # accents, a combining acute (macOS file names), Greek, Cyrillic
+        assert font.get_char_index(ord(letter)) != 0, letter
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(img)
+    for caption in ("café_table", "cafe_table"):
+        contact_sheet([(str(img), caption)], tmp_path / f"{caption}.png", "t")
+    assert Image.open(tmp_path / "café_table.png").tobytes() != Image.open(tmp_path / "cafe_table.png").tobytes()
+
+
+def test_a_contact_sheet_is_written_in_the_format_its_name_says(tmp_path):
+    from fewclip.plots import sheet_format
+
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(img)
+    for name, magic in (("s.png", b"\x89PNG"), ("s.jpg", b"\xff\xd8"), ("s.JPEG", b"\xff\xd8"), ("s.webp", b"RIFF")):
+        contact_sheet([(str(img), "x")], tmp_path / name, "t")
+        assert (tmp_path / name).read_bytes()[:len(magic)] == magic, name
+    with pytest.raises(ValueError, match="s.gif: a contact sheet is a .jpg, .jpeg, .png, .webp file"):
+        sheet_format("s.gif")

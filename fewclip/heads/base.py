@@ -7,6 +7,8 @@
   a blending weight, an epoch) and what it learns are attributes with a trailing underscore
   (`C_`, `alpha_`, `weight_`); the params are never changed, and every `fit` starts afresh.
 - `predict_proba(X)` returns (n, n_classes) probabilities; before `fit` it raises NotFittedError.
+- `kept_zero_shot()` says whether a fitted text-prior head chose its prior, zero-shot CLIP
+  itself (`zero_shot_at`: alpha 0, say), so that the training photos change no prediction.
 - `fitted` names the state that predicting needs: `fewclip.heads.save_head` / `load_head`
   store it (tensors and plain values, no pickled classes) and restore it for any head.
 - Class flags say what a head needs, instead of checks on its name: `needs_text` (CLIP's
@@ -109,6 +111,8 @@ class Head:
     stochastic = False
     trains_in_epochs = False
     chosen_on_validation: tuple[str, ...] = ()
+    # (param, value) pairs, any of which, chosen, makes a text-prior head zero-shot CLIP itself
+    zero_shot_at: tuple[tuple[str, float], ...] = ()
     fit_imports: tuple[str, ...] = ()
     fitted: tuple[str, ...] = ("n_classes_",)
 
@@ -152,6 +156,12 @@ class Head:
         """The params chosen on validation by the last fit (their values without validation
         data are the params themselves)."""
         return {p: getattr(self, f"{p}_") for p in self.chosen_on_validation}
+
+    def kept_zero_shot(self) -> bool:
+        """Whether the fitted head predicts as zero-shot CLIP: a text-prior head whose choice on
+        validation kept its prior (`zero_shot_at`), so that the training photos change nothing."""
+        self.check_fitted()
+        return self.text() is not None and any(float(getattr(self, f"{p}_")) == v for p, v in self.zero_shot_at)
 
     # The text prior, for heads with `needs_text`: CLIP's zero-shot classifier.
     def text(self) -> torch.Tensor | None:

@@ -32,6 +32,7 @@ class GDA(Head):
     fit_imports = ("sklearn.covariance",)
     needs_text = True
     chosen_on_validation = ("alpha",)
+    zero_shot_at = (("alpha", 0.0),)
     fitted = ("n_classes_", "alpha_", "weight_", "bias_")
 
     def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0,

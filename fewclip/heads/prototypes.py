@@ -44,6 +44,7 @@ class TipAdapter(Head):
     name = "tip-adapter"
     needs_text = True
     chosen_on_validation = ("alpha", "beta")
+    zero_shot_at = (("alpha", 0.0),)
     fitted = ("n_classes_", "alpha_", "beta_", "keys_", "values_")
 
     def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0, beta: float = 5.5,

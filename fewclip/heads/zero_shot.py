@@ -17,6 +17,9 @@ class ZeroShotHead(Head):
     needs_text = True
     fitted = ()
 
+    def kept_zero_shot(self) -> bool:
+        return True  # it is zero-shot CLIP
+
     def __init__(self, text_features, logit_scale: float = 100.0):
         if text_features is None:
             raise UserError("zero-shot classification needs the class text features (features/text.npz)")

@@ -36,6 +36,7 @@ class ZSLinear(Head):
     needs_text = True
     trains_in_epochs = True
     chosen_on_validation = ("scale", "epoch", "gamma")
+    zero_shot_at = (("gamma", 0.0), ("epoch", 0.0))
     fitted = ("n_classes_", "scale_", "epoch_", "gamma_", "weight_")
 
     def __init__(self, text_features=None, logit_scale: float = 100.0, scale: float = 100.0, epoch: int = 100,
