@@ -152,7 +152,9 @@ def _load_named(name: str, device: torch.device, root: str):
         raise UserError(
             f"cannot load CLIP model {name!r}: no verified copy of {filename} in {root} and the "
             f"download failed ({reason}); on a machine without internet, copy {filename} into "
-            f"{root} or set `model` in params.yaml to the checkpoint's path") from None
+            f"{root} or set `model` in params.yaml to the checkpoint's path; to try the pipeline without "
+            "real weights (timings, not accuracy): `python benchmarks/random_checkpoint.py ViT-B/32 "
+            f"/tmp/random.pt`, then `dvc exp run -S model=/tmp/random.pt`") from None
     finally:
         socket.setdefaulttimeout(previous)
 

@@ -7,6 +7,7 @@ import torch
 from fewclip import UserError
 from fewclip.backbone import _torchscript, load_backbone
 from fewclip.embedding import embed_images
+from helpers import ROOT
 from synthetic import RESOLUTION, render, to_tensor
 
 
@@ -53,6 +54,9 @@ def test_named_model_offline_fails_with_one_clear_line(tmp_path, monkeypatch):
     assert "\n" not in msg
     assert "'ViT-B/32'" in msg and str(tmp_path) in msg and "ViT-B-32.pt" in msg
     assert "Name or service not known" in msg and "checkpoint's path" in msg
+    # and the way to try the pipeline without real weights, with a command that exists
+    assert "python benchmarks/random_checkpoint.py ViT-B/32 /tmp/random.pt" in msg
+    assert (ROOT / "benchmarks" / "random_checkpoint.py").is_file()
 
 
 def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):

@@ -17,18 +17,20 @@ def project(tmp_path):
     shutil.copytree(ROOT / "stages", tmp_path / "stages")
     write_image_folder(tmp_path / "d" / "train", CLASSES[:3], 3, seed=0)
     write_image_folder(tmp_path / "d" / "test", CLASSES[:3], 2, seed=1)
-    set_params(tmp_path, **{"data.train_dir": "d/train", "data.test_dir": "d/test", "data.zero_shot_dir": "",
+    set_params(tmp_path, **{"data.dir": "d", "data.train_dir": "d/train", "data.test_dir": "d/test", "data.zero_shot_dir": "",
                             "embed.num_workers": 0, "embed.feature_cache": "feature-cache"})
     return tmp_path
 
 
 def stage_error(project, stage, *args) -> str:
     """The one `error:` line and exit code 1 of a stage run in this process (`run_stage`;
-    `test_a_broken_layout_rule_stops_split_with_one_line` runs the real command)."""
+    `test_a_broken_layout_rule_stops_split_with_one_line` runs the real command); a params
+    error adds one indented line, how to restore params.yaml."""
     proc = run_stage(project, stage, *args, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert lines[0].startswith("error: ") and lines[1:] in ([], [lines[-1]]), proc.stderr
+    assert len(lines) == 1 or "git checkout params.yaml" in lines[1], proc.stderr
     return lines[0]
 
 
