@@ -145,9 +145,9 @@ class GZSLParams(_Section):
 
 
 def inside(path: str, folder: str) -> bool:
-    """Whether `path` is `folder` or lies under it (as written, `.` and `..` resolved; no
-    file system access)."""
-    norm = lambda p: Path(os.path.normpath(os.path.expanduser(p)))  # noqa: E731
+    """Whether `path` is `folder` or lies under it (as written, relative to the working
+    directory, `.` and `..` resolved, symbolic links not followed)."""
+    norm = lambda p: Path(os.path.abspath(os.path.expanduser(p)))  # noqa: E731
     return norm(folder) == norm(path) or norm(folder) in norm(path).parents
 
 

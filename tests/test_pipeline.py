@@ -296,6 +296,22 @@ def test_predict_command_formats_bad_files_and_new_classes(base):
     assert len(table) == 3 and all("%" in line for line in table)
     assert f"contact sheet of 3 photos -> {sheet}" in drawn.stderr
     assert sheet.read_bytes()[:2] == b"\xff\xd8" and 0 < sheet.stat().st_size < 400_000
+    # a missing path fails the command (after classifying the rest); a file named twice is
+    # classified once; a class added in another spelling of an existing one is not added; the
+    # sheet is written in the format its name says, captions to a tenth of a percent
+    one = photos / "green_circle" / "000.jpg"
+    png = repo.parent / "sheet.png"
+    odd = sh("python", "-m", "fewclip.predict", str(photos), str(one), str(repo.parent / "gone.jpg"), "--format",
+             "json", "--add-class", "green circle", "--add-class", "Green_Circle ", "--add-class", "Crimson Circle",
+             "--contact-sheet", str(png), cwd=repo, check=False)
+    assert odd.returncode == 1 and "error: 1 named path(s) do not exist: " + str(repo.parent / "gone.jpg") in odd.stderr
+    assert len(json.loads(odd.stdout)) == 3 and "1 file(s) named more than once" in odd.stderr
+    assert "--add-class 'Green_Circle ': models/classifier.pt already has the class 'green circle'" in odd.stderr
+    assert "already has the class 'crimson_circle'; not added again" in odd.stderr
+    assert "over 8 classes (2 novel)" in odd.stderr and png.read_bytes()[:4] == b"\x89PNG"
+    assert re.fullmatch(r".*\d+\.\d%", table[0])
+    wrong = sh(*predict, "--contact-sheet", str(repo.parent / "sheet.gif"), cwd=repo, check=False)
+    assert wrong.returncode == 1 and "--contact-sheet" in wrong.stderr and "sheet.gif" in wrong.stderr
     bad = sh("python", "-m", "fewclip.predict", str(photos / "empty"), cwd=repo, check=False)
     assert bad.returncode == 1 and bad.stderr.strip().endswith("no image to classify in " + str(photos / "empty"))
 
