@@ -36,6 +36,7 @@ test: setup $(VENV)/.installed-ray
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 $(VEGA)/offline.html: Makefile
+	@command -v npm >/dev/null || { echo "make plots: needs Node.js's npm, to fetch Vega (Debian: apt-get install npm)" >&2; exit 1; }
 	npm install --silent --no-audit --no-fund --no-save --prefix $(VEGA) $(VEGA_PACKAGES)
 	{ printf '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n{refresh_tag}\n<title>DVC plots</title>\n'; \
 	  for js in $(VEGA_JS); do printf '<script>\n'; cat $(VEGA)/node_modules/$$js; printf '\n</script>\n'; done; \
