@@ -107,13 +107,14 @@ def main(argv: list[str] | None = None) -> int:
                         f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
                         "pass that checkpoint with --model")
     known = {same_name(c): c for c in clf.classes}
-    new = []
+    new: list[str] = []
     for name in args.add_class:
-        if same_name(name) in known:
-            warn(f"--add-class {name!r}: {args.classifier} already has the class {known[same_name(name)]!r}; "
-                 "not added again")
+        key = same_name(name)
+        if key in known:
+            warn(f"--add-class {name!r}: {args.classifier} already has the class {known[key]!r}; not added again")
+        elif key in map(same_name, new):
+            warn(f"--add-class {name!r}: given twice (as {next(n for n in new if same_name(n) == key)!r}); added once")
         else:
-            known[same_name(name)] = name
             new.append(name)
     if new:
         clf = clf.with_classes(new, text_classifier(backbone, new, saved["templates"]))

@@ -306,7 +306,7 @@ def test_predict_command_formats_bad_files_and_new_classes(base):
              "--contact-sheet", str(png), cwd=repo, check=False)
     assert odd.returncode == 1 and "error: 1 named path(s) do not exist: " + str(repo.parent / "gone.jpg") in odd.stderr
     assert len(json.loads(odd.stdout)) == 3 and "1 file(s) named more than once" in odd.stderr
-    assert "--add-class 'Green_Circle ': models/classifier.pt already has the class 'green circle'" in odd.stderr
+    assert "--add-class 'Green_Circle ': given twice (as 'green circle'); added once" in odd.stderr
     assert "already has the class 'crimson_circle'; not added again" in odd.stderr
     assert "over 8 classes (2 novel)" in odd.stderr and png.read_bytes()[:4] == b"\x89PNG"
     assert re.fullmatch(r".*\d+\.\d%", table[0])
