@@ -117,6 +117,10 @@ def test_run_collects_again_and_freezes_what_the_imports_made():
         with pytest.raises(SystemExit) as exit_:
             run(lambda: (_ for _ in ()).throw(UserError("params.yaml: something is off")))
         assert exit_.value.code == 1
+        with pytest.raises(SystemExit) as exit_:  # a command's own exit status (predict's 1)
+            run(lambda: 3)
+        assert exit_.value.code == 3
+        run(lambda: 0)  # 0 and None return normally
     finally:
         gc.unfreeze()
         gc.enable()

@@ -203,6 +203,7 @@ def test_nothing_reruns_and_train_params_do_not_re_embed(base, exp_lr3):
 def test_zero_shot_experiment_and_exp_show(base, exp_lr3, exp_zero):
     repo, _ = base
     assert ran(exp_zero) == {"params", "train", "evaluate"}
+    assert "train: zero-shot CLIP, no training: the class names' text features over 6 classes" in exp_zero
     m = exp_rows(repo)["zero"][1]
     assert m["test"]["acc"] > 0.6
     # in zero mode the classifier is zero-shot CLIP: its curve is flat at zero-shot's accuracy
@@ -390,6 +391,7 @@ def test_bad_params_stop_the_experiment_at_once(repo, args, message):
     seconds = time.perf_counter() - start
     ours = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert proc.returncode != 0 and len(ours) == 1 and message in ours[0], proc.stdout + proc.stderr
+    assert "`git checkout params.yaml` restores the committed file" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "Running stage 'embed'" not in proc.stdout
     assert seconds < 10, seconds
