@@ -19,7 +19,8 @@ import warnings
 import torch
 
 from fewclip.backbone import Backbone, resolve_device
-from fewclip.data import load_rgb, scan_folder
+from fewclip.data import scan_folder
+from fewclip.pixels import load_rgb
 from fewclip.embedding import embed_images
 from random_checkpoint import random_clip
 

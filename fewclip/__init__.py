@@ -2,11 +2,13 @@
 
 One module per concern:
   params     the params.yaml schema, checked before any work; running a stage with clear errors
-  data       image discovery, junk skipping, robust decoding
+  data       image discovery, junk skipping
+  pixels     robust decoding of an image file to RGB (EXIF, CMYK, 16-bit, transparency)
   splits     the folder layout rules, the data check (checks: small classes, exact
              duplicates and leaks, ...), the train/val split, file lists
   backbone   loading the frozen CLIP (name, cache folder or checkpoint file), encoding
-  cache      the per-image (and per-prompt-set) feature cache, keyed by content
+  cache      the per-image (and per-prompt-set) feature cache, keyed by content, backbone
+             and the code that turns files into pixels; the shots curve's fit cache
   features   the feature files: one writer and one reader each
   embedding  batched image embedding (CPU or GPU decoding), through the feature cache,
              locally or on a Ray cluster (ray_engine)

@@ -1,18 +1,24 @@
-"""The per-image feature cache: features are computed once per backbone and image content.
+"""The per-image feature cache: features are computed once per backbone, pixel code and
+image content.
 
 Layout under the `embed.feature_cache` directory:
 
-    <root>/<backbone sha256[:16]>-<dtype>/<content sha256[:2]>/<content sha256>.npy
+    <root>/<backbone sha256[:16]>-<dtype>-<pixels[:12]>/<content sha256[:2]>/<content sha256>.npy
 
 The key is the SHA-256 of the image file's bytes, so a renamed or moved file is found again
-and an edited one is embedded anew; the backbone part is its checkpoint's SHA-256 (not its
-name) and its precision (float16 on a GPU, float32 on the CPU give slightly different
-features). Each entry is written to a temporary file in the same folder and renamed into
-place (`os.replace`, atomic on POSIX and Windows), so a process killed at any moment leaves
-either a whole entry or none; stray temporary files are ignored and removed by `prune_temp`.
-The cache is safe to delete at any time. Class text features (the prompt ensemble of each
-class) and the backbone's logit scale are kept in the same folder, keyed by `text_key` of
-the exact prompt texts, so an unchanged class is not encoded again either.
+and an edited one is embedded anew. The folder says what else decides a feature: the
+checkpoint's SHA-256 (not its name), its precision (float16 on a GPU, float32 on the CPU
+give slightly different features), and `pixels_identity`: the source of the modules that
+turn a file into the backbone's input, the versions of the libraries they decode and resize
+with, and the decode route (CPU or GPU). An edit to that code, a library upgrade or another
+route embeds into a fresh folder by itself; nothing needs a version bump. Each entry is
+written to a temporary file in the same folder and renamed into place (`os.replace`, atomic
+on POSIX and Windows), so a process killed at any moment leaves either a whole entry or
+none; stray temporary files are ignored and removed by `prune_temp`. The cache is safe to
+delete at any time, whole or a folder at a time (`touch` marks a folder used). Class text
+features (the prompt ensemble of each class) and the backbone's logit scale are kept in the
+same folder, keyed by `text_key` of the exact prompt texts and `fewclip.prompts`'s
+tokenizer and code, so an unchanged class is not encoded again either.
 
 `FitCache` keeps the shots curve's fits in the same layout (`shots.fit_cache`).
 """
@@ -29,6 +35,35 @@ from pathlib import Path
 import numpy as np
 
 TEMP_PREFIX = ".tmp-"
+# What turns an image file into the backbone's input: decoding (pixels), the CPU and GPU paths
+# and their preprocessing (decode), which file takes which path (routing), and the libraries
+# they decode, convert and resize with (CLIP's own transform is in openai-clip).
+PIXEL_MODULES = ("pixels.py", "decode.py", "routing.py")
+PIXEL_LIBRARIES = ("pillow", "numpy", "torch", "torchvision", "openai-clip")
+
+
+def code_identity(modules, libraries, *extra) -> str:
+    """SHA-256 of the source of `modules` (file names in this package), the installed versions
+    of `libraries` (distribution names) and `extra` values: what a cached result was computed
+    with."""
+    from importlib import metadata
+
+    h = hashlib.sha256()
+    for name in modules:
+        h.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes() + b"\0")
+    for lib in libraries:
+        try:
+            version = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        h.update(f"{lib}=={version}\0".encode())
+    h.update(json.dumps(list(extra), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def pixels_identity(route: str) -> str:
+    """The identity of the way files become pixels on decode route `route` ("cpu" or "gpu")."""
+    return code_identity(PIXEL_MODULES, PIXEL_LIBRARIES, "route", route)
 
 
 @contextmanager
@@ -80,12 +115,19 @@ class _KeyedFiles:
 
 
 class FeatureCache(_KeyedFiles):
-    """Image features keyed by content hash, for one backbone checkpoint and precision."""
+    """Image features keyed by content hash, for one backbone checkpoint, precision and pixel
+    path (`pixels_identity`)."""
 
     suffix = ".npy"
 
-    def __init__(self, root: str | Path, model_sha256: str, dtype: str):
-        self.dir = Path(root).expanduser() / f"{model_sha256[:16]}-{dtype}"
+    def __init__(self, root: str | Path, model_sha256: str, dtype: str, pixels: str):
+        self.dir = Path(root).expanduser() / f"{model_sha256[:16]}-{dtype}-{pixels[:12]}"
+
+    def touch(self) -> None:
+        """Mark the folder used now (its modification time), so that folders no run uses any
+        more can be found and deleted by age."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.utime(self.dir)
 
     def get(self, key: str) -> np.ndarray | None:
         """The cached feature for content hash `key`, or None (also for an unreadable entry)."""

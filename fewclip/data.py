@@ -1,4 +1,5 @@
-"""Image discovery and robust decoding.
+"""Image discovery: the class folders, the image files in them, and the junk skipped (decoding
+is `fewclip.pixels`).
 
 A data folder holds one sub-folder per class (`<root>/<class>/...`, nested folders allowed).
 Discovery skips junk and says so: hidden and system entries (names starting with `.` or `@`,
@@ -10,23 +11,18 @@ skipped file is named with its reason.
 from __future__ import annotations
 
 import os
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from . import UserError
+from .pixels import failure_reason, open_image
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SYSTEM_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
 JUNK_REASONS = frozenset({"hidden or system entry"})
-
-
-class BadImage(Exception):
-    """An image file that cannot be decoded; the message says why."""
 
 
 @dataclass
@@ -76,38 +72,15 @@ def name_reason(name: str) -> str | None:
     return None
 
 
-def _open(path: str | Path) -> Image.Image:
-    """`Image.open` (the header only) that refuses decompression bombs: PIL raises above
-    twice `MAX_IMAGE_PIXELS` and only warns between once and twice; both are refused here."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        return Image.open(path)
-
-
-def _reason(e: Exception, verb: str) -> str:
-    """The one-line reason for a failure of `_open` or of decoding."""
-    if isinstance(e, UnidentifiedImageError):
-        return "not an image (unrecognised file content)"
-    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return f"refused (decompression bomb): {e}"
-    return f"{verb}: {e}"
-
-
-def cannot_read(e: OSError) -> str:
-    """The reason given for a file that cannot be read at all (gone, a folder, no permission),
-    by every embedding path alike."""
-    return f"cannot read: {e.strerror or e}"
-
-
 def check_header(path: str | Path) -> str | None:
     """None if `path` opens as an image (header only, cheap), else the reason it does not."""
     try:
         if os.path.getsize(path) == 0:
             return "empty file (0 bytes)"
-        with _open(path) as img:
+        with open_image(path) as img:
             img.size  # noqa: B018 - parses the header
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        return _reason(e, "unreadable")
+        return failure_reason(e, "unreadable")
     return None
 
 
@@ -187,30 +160,3 @@ def _all_files(folder: Path) -> list[Path]:
     return sorted(Path(d) / f for d, _, files in os.walk(folder, followlinks=False) for f in files)
 
 
-def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
-    """Decode an image to 8-bit RGB, the way a photo is meant to be seen: EXIF orientation
-    applied, transparency composited onto white, 16- and 32-bit images rescaled to 8 bits
-    (PIL's own conversion would clip them), CMYK, palette and grey converted. Images over
-    PIL's `MAX_IMAGE_PIXELS` are refused before decoding. With `min_side`, a large JPEG is
-    decoded at a reduced scale (1/2 to 1/8, in the decoder) keeping both sides >= `min_side`,
-    so a 10,000-pixel photo never exists at full size. Raises BadImage with the reason."""
-    try:
-        with _open(path) as img:
-            if min_side and img.format == "JPEG":
-                img.draft("RGB", (min_side, min_side))
-            img.load()
-            return _to_rgb(ImageOps.exif_transpose(img))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadImage(_reason(e, "cannot decode")) from None
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return img.convert("RGB")

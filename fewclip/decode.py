@@ -1,10 +1,10 @@
-"""GPU JPEG decoding for the embed stage; every other file takes today's CPU path.
+"""GPU JPEG decoding for the embed stage, and the CPU path that every other file takes.
 
 DataLoader workers only read each file and route it from its bytes (`route`). A JPEG that
 nvJPEG decodes as the CPU path would is decoded on the GPU, a batch per call (`decode_jpegs`),
 and preprocessed by tensor ops matching CLIP's `_transform` (`preprocess_batch`); any other
-file is decoded in the worker as today (`load_rgb`, CLIP's preprocessing), with today's
-result. `iter_batches` puts it together.
+file is decoded in the worker on the CPU path (`cpu_path`: `load_rgb`, CLIP's
+preprocessing). `iter_batches` puts it together.
 
 Which files take which path, and why: `fewclip.routing`.
 
@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import UserError
-from .data import BadImage, cannot_read, load_rgb
+from .pixels import BadImage, cannot_read, load_rgb
 from .params import DECODE_SETTINGS
 from .routing import CORRUPT, GPU, UNREADABLE, route
 
@@ -139,7 +139,7 @@ def cpu_path(source: str | bytes, resolution: int, preprocess) -> tuple[torch.Te
 
 class _RoutedFiles(Dataset):
     """Item i: (payload, error, route). A "gpu" file's payload is its bytes; any other file
-    is decoded and preprocessed here, in the worker, as today, into a float tensor."""
+    is decoded and preprocessed here, in the worker, on the CPU path, into a float tensor."""
 
     def __init__(self, paths: list[str], resolution: int, preprocess):
         self.paths, self.resolution, self.preprocess = paths, resolution, preprocess
@@ -186,7 +186,7 @@ def iter_batches(paths: list[str], resolution: int, cpu_preprocess, device, batc
         for i, out in zip(on_gpu, decode_jpegs([datas[i] for i in on_gpu], device)):
             if isinstance(out, torch.Tensor):
                 decoded[i] = out
-            else:  # nvJPEG failed on it: today's CPU path decides
+            else:  # nvJPEG failed on it: the CPU path decides
                 routes[i] = out
                 image, errors[i] = cpu_path(datas[i], resolution, cpu_preprocess)
                 images[i] = image.to(device)

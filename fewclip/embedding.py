@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import UserError
 from .cache import NoCache, file_sha256
-from .data import cannot_read
+from .pixels import cannot_read
 from .decode import cpu_path, iter_batches, resolve_decode
 from .params import ENGINES
 from .routing import RouteCounts

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from .data import BadImage, load_rgb  # noqa: E402
+from .pixels import BadImage, load_rgb  # noqa: E402
 
 
 # One colour per head, the same in the PNGs and in the interactive shots curve

@@ -13,9 +13,16 @@ import numpy as np
 import torch.nn.functional as F
 
 from . import UserError
-from .cache import text_key
+from .cache import code_identity, text_key
 
 CONTEXT_LENGTH = 77  # tokens CLIP's text encoder reads (every OpenAI CLIP model), start and end included
+
+
+@functools.lru_cache(maxsize=1)
+def text_identity() -> str:
+    """What decides a class's text feature besides its prompts and the checkpoint: this
+    module's code (the ensemble) and the tokenizer (openai-clip's, its context length)."""
+    return code_identity(("prompts.py",), ("openai-clip", "torch"), CONTEXT_LENGTH)
 
 
 def class_prompt_name(folder: str) -> str:
@@ -61,7 +68,7 @@ def text_classifier(backbone, class_names: list[str], templates: list[str],
     for c, words in class_prompts(class_names, names).items():
         texts = [t.format(w) for w in words for t in templates]
         check_lengths(c, texts)
-        key = text_key(texts)
+        key = text_key(text_identity(), texts)
         row = cache.get(key) if cache is not None else None
         if row is None or row.ndim != 1:
             emb = backbone.encode_texts(texts)  # already normalised

@@ -43,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import UserError
-from .data import cannot_read
+from .pixels import cannot_read
 from .decode import cpu_path
 
 MAX_RESTARTS = 10       # restarts of one actor after its process died

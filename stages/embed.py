@@ -21,7 +21,7 @@ import numpy as np
 
 from fewclip import UserError
 from fewclip.backbone import LazyBackbone
-from fewclip.cache import FeatureCache, NoCache
+from fewclip.cache import FeatureCache, NoCache, pixels_identity
 from fewclip.splits import read_list
 from fewclip.decode import resolve_decode
 from fewclip.embedding import CacheStats, embed_cached, resolve_workers
@@ -45,14 +45,18 @@ def main() -> None:
         raise UserError("params.yaml: embed.engine: ray needs embed.device cpu or cuda (the cluster's device, "
                         "which sets the precision of the cached features), not auto")
     backbone = LazyBackbone(p["model"], device=e["device"], download_root=e["cache_dir"], remote=e["engine"] == "ray")
+    workers = resolve_workers(e["num_workers"], backbone.device)
+    decode = resolve_decode(e["decode"], backbone.device)
     if e["feature_cache"]:
-        cache = FeatureCache(e["feature_cache"], backbone.sha256, str(backbone.dtype).removeprefix("torch."))
+        # Ray's actors decode on the CPU path, whatever this machine would do
+        route = "cpu" if e["engine"] == "ray" else decode
+        cache = FeatureCache(e["feature_cache"], backbone.sha256, str(backbone.dtype).removeprefix("torch."),
+                             pixels_identity(route))
         stale = cache.prune_temp() if cache.dir.is_dir() else 0
+        cache.touch()
         print(f"embed: feature cache {cache.dir}" + (f" (removed {stale} partial entries of a killed run)" if stale else ""))
     else:
         cache = NoCache()
-    workers = resolve_workers(e["num_workers"], backbone.device)
-    decode = resolve_decode(e["decode"], backbone.device)
     summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}, "cache": {},
                "decoded": {}}
     dim = None

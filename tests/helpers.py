@@ -24,8 +24,9 @@ def env() -> dict:
     return e
 
 
-def sh(*cmd, cwd, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env(), capture_output=True, text=True)
+def sh(*cmd, cwd, check=True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env={**env(), **(extra_env or {})},
+                          capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fewclip.backbone import load_backbone
-from fewclip.cache import TEMP_PREFIX, FeatureCache
+from fewclip.cache import PIXEL_MODULES, TEMP_PREFIX, FeatureCache, code_identity, pixels_identity
 from fewclip.embedding import CacheStats, embed_cached, embed_images
 from synthetic import write_image_folder
 
@@ -34,7 +34,7 @@ def images(tmp_path):
 
 
 def cache_for(root, backbone):
-    return FeatureCache(root, backbone.sha256, "float32")
+    return FeatureCache(root, backbone.sha256, "float32", pixels_identity("cpu"))
 
 
 def test_only_new_content_is_embedded(backbone, images, tmp_path):
@@ -64,8 +64,8 @@ def test_only_new_content_is_embedded(backbone, images, tmp_path):
 
 def test_cache_is_per_checkpoint_and_precision(backbone, images, tmp_path):
     a = cache_for(tmp_path / "c", backbone)
-    b = FeatureCache(tmp_path / "c", "0" * 64, "float32")
-    c = FeatureCache(tmp_path / "c", backbone.sha256, "float16")
+    b = FeatureCache(tmp_path / "c", "0" * 64, "float32", pixels_identity("cpu"))
+    c = FeatureCache(tmp_path / "c", backbone.sha256, "float16", pixels_identity("cpu"))
     embed_cached(backbone, images[:3], a, progress=False)
     assert len(a) == 3 and a.dir != b.dir and a.dir != c.dir
     stats = CacheStats()
@@ -100,11 +100,11 @@ def test_a_corrupt_entry_is_recomputed(backbone, images, tmp_path):
 KILLABLE = """
 import sys
 from fewclip.backbone import load_backbone
-from fewclip.cache import FeatureCache
+from fewclip.cache import FeatureCache, pixels_identity
 from fewclip.embedding import embed_cached
 checkpoint, cache_dir, *paths = sys.argv[1:]
 backbone = load_backbone(checkpoint, device="cpu")
-cache = FeatureCache(cache_dir, backbone.sha256, "float32")
+cache = FeatureCache(cache_dir, backbone.sha256, "float32", pixels_identity("cpu"))
 embed_cached(backbone, paths, cache, batch_size=2, progress=False)
 print("finished")
 """
@@ -146,7 +146,8 @@ def test_a_fully_cached_run_never_loads_the_backbone(tiny_checkpoint, images, tm
 
     def run(paths):
         lazy = LazyBackbone(str(tiny_checkpoint), device="cpu")
-        cache = FeatureCache(tmp_path / "cache", lazy.sha256, str(lazy.dtype).removeprefix("torch."))
+        cache = FeatureCache(tmp_path / "cache", lazy.sha256, str(lazy.dtype).removeprefix("torch."),
+                             pixels_identity("cpu"))
         feats, _ = embed_cached(lazy, paths, cache, batch_size=8, progress=False)
         text = text_classifier(lazy, ["red circle", "blue square"], ["a photo of a {}."], cache=cache)
         return feats, text, logit_scale(lazy, cache), lazy.loaded is not None
@@ -158,3 +159,60 @@ def test_a_fully_cached_run_never_loads_the_backbone(tiny_checkpoint, images, tm
     assert np.array_equal(again, feats) and np.array_equal(text_again, text) and scale_again == scale
     new = sorted(str(p) for p in write_image_folder(tmp_path / "new", ["red circle"], 1, seed=5).rglob("*.jpg"))
     assert run(images + new)[3]
+
+
+def test_the_pixel_path_is_part_of_the_key(backbone, images, tmp_path, monkeypatch):
+    """Another decode route, an edited pixel module or another library version: another
+    folder, so nothing computed another way is served."""
+    cpu, gpu = pixels_identity("cpu"), pixels_identity("gpu")
+    assert cpu != gpu and cpu == pixels_identity("cpu")
+    a = FeatureCache(tmp_path / "c", backbone.sha256, "float32", cpu)
+    embed_cached(backbone, images[:3], a, progress=False)
+    stats = CacheStats()
+    embed_cached(backbone, images[:3], FeatureCache(tmp_path / "c", backbone.sha256, "float32", gpu), stats=stats,
+                 progress=False)
+    assert stats.embedded == 3 and stats.cached == 0
+    assert "pixels.py" in PIXEL_MODULES
+    from importlib import metadata
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "0.0-other" if name == "pillow" else real(name))
+    assert pixels_identity("cpu") != cpu
+
+
+def test_code_identity_follows_the_source(tmp_path, monkeypatch):
+    import fewclip.cache
+
+    package = tmp_path / "fewclip"
+    package.mkdir()
+    (package / "pixels.py").write_text("x = 1\n")
+    monkeypatch.setattr(fewclip.cache, "__file__", str(package / "cache.py"))
+    before = code_identity(["pixels.py"], ["numpy"])
+    (package / "pixels.py").write_text("x = 2\n")
+    assert code_identity(["pixels.py"], ["numpy"]) != before
+    assert code_identity(["pixels.py"], ["numpy"], "gpu") != code_identity(["pixels.py"], ["numpy"], "cpu")
+
+
+def test_a_folder_in_use_is_marked_so_old_ones_can_be_found_by_age(backbone, tmp_path):
+    cache = cache_for(tmp_path / "c", backbone)
+    cache.touch()
+    os.utime(cache.dir, (0, 0))
+    cache.touch()
+    assert time.time() - cache.dir.stat().st_mtime < 60
+
+
+def test_the_text_key_includes_the_tokenizer(monkeypatch):
+    from importlib import metadata
+
+    from fewclip import prompts
+
+    prompts.text_identity.cache_clear()
+    before = prompts.text_identity()
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "9.9" if name == "openai-clip" else real(name))
+    prompts.text_identity.cache_clear()
+    try:
+        assert prompts.text_identity() != before
+    finally:
+        monkeypatch.undo()
+        prompts.text_identity.cache_clear()
+    assert prompts.text_identity() == before

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from fewclip import UserError
-from fewclip.data import BadImage, check_header, load_rgb, scan_folder
+from fewclip.data import check_header, scan_folder
+from fewclip.pixels import BadImage, load_rgb
 from fewclip.splits import make_splits, read_list, stratified_split, write_list
 from synthetic import write_image_folder
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
 
 from fewclip import UserError, decode
-from fewclip.data import load_rgb
+from fewclip.pixels import load_rgb
 from fewclip.decode import decode_jpegs, iter_batches, preprocess_batch, preprocess_tensor, resolve_decode
 from fewclip.routing import RouteCounts, route
 from fewclip.embedding import ImageFiles
@@ -379,3 +379,32 @@ def test_batches_prepared_ahead_give_the_same_features(tiny_checkpoint, tmp_path
     ahead = list(iter_embed(bb, paths, batch_size=3, progress=False, ahead=True))
     assert [e for _, e in ahead] == [e for _, e in plain] and ahead[-1][1][-1]
     assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(ahead, plain))
+
+
+def test_switching_the_decode_route_embeds_anew(tiny_checkpoint, tmp_path, monkeypatch):
+    """The feature cache as the embed stage keys it (`pixels_identity` of the route): features
+    cached by the CPU path are not served to the GPU path (its code run here on CPU tensors),
+    which embeds every image itself and gets its own features, and back."""
+    from fewclip.backbone import load_backbone
+    from fewclip.cache import FeatureCache, NoCache, pixels_identity
+    from fewclip.embedding import CacheStats, embed_cached
+    from synthetic import write_image_folder
+
+    paths = sorted(str(p) for p in write_image_folder(tmp_path / "imgs", ["red circle", "blue square"], 4,
+                                                      seed=6).rglob("*.jpg"))
+    bb = load_backbone(str(tiny_checkpoint), device="cpu")
+
+    def run(route):
+        stats = CacheStats()
+        cache = FeatureCache(tmp_path / "cache", bb.sha256, "float32", pixels_identity(route))
+        feats, _ = embed_cached(bb, paths, cache, batch_size=4, progress=False, stats=stats, decode=route)
+        return feats, stats
+
+    cpu, first = run("cpu")
+    monkeypatch.setattr("fewclip.embedding.resolve_decode", lambda setting, device: setting)
+    gpu, switched = run("gpu")
+    assert (first.embedded, switched.embedded, switched.cached) == (len(paths), len(paths), 0)
+    fresh, _ = embed_cached(bb, paths, NoCache(), batch_size=4, progress=False, decode="gpu")
+    assert np.array_equal(gpu, fresh) and not np.array_equal(gpu, cpu)
+    again, back = run("cpu")
+    assert back.cached == len(paths) and np.array_equal(again, cpu)

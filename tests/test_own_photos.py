@@ -7,6 +7,7 @@ fill. Each surprise is said in one line and counted, and the run goes on."""
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from helpers import copy_repo, set_params, sh
@@ -92,3 +93,31 @@ def test_clearing_the_novel_classes_without_a_zero_shot_folder(own):
     rows = json.loads(sh("python", "-m", "fewclip.predict", str(photos), "--format", "json", "--top-k", "9",
                          cwd=repo).stdout)
     assert {p["class"] for r in rows for p in r["predictions"]} == {*TRAIN, "yellow_cross"}
+
+
+def test_an_edit_to_the_code_that_makes_pixels_gives_new_features(own):
+    """The feature cache keys the code that turns files into pixels: mirroring every image in
+    `load_rgb` makes the next `dvc repro` embed every image anew, with other features; undoing
+    the edit finds the first features in the cache again. (PYTHONPATH: the stages run the
+    repository's own copy of the package, the one edited here.)"""
+    repo, _ = own
+    mine = {"PYTHONPATH": str(repo)}
+    sh("dvc", "repro", cwd=repo, extra_env=mine)
+    before = np.load(repo / "features" / "train.npz")["features"]
+    pixels = repo / "fewclip" / "pixels.py"
+    source = pixels.read_text()
+    line = "            return _to_rgb(ImageOps.exif_transpose(img))"
+    assert line in source
+    try:
+        pixels.write_text(source.replace(line, "            return ImageOps.mirror(_to_rgb(ImageOps.exif_transpose(img)))"))
+        out = sh("dvc", "repro", cwd=repo, extra_env=mine).stdout
+        assert "Running stage 'embed'" in out
+        cache = read_json(repo / "features" / "summary.json")["cache"]
+        assert cache["train"] == {"cached": 0, "embedded": len(before)}, cache
+        mirrored = np.load(repo / "features" / "train.npz")["features"]
+        assert np.abs(mirrored - before).max() > 1e-3
+    finally:
+        pixels.write_text(source)
+    sh("dvc", "repro", cwd=repo, extra_env=mine)
+    assert read_json(repo / "features" / "summary.json")["cache"]["train"]["embedded"] == 0
+    assert np.array_equal(np.load(repo / "features" / "train.npz")["features"], before)

@@ -73,8 +73,15 @@ def test_gallery_of_mistakes(tmp_path):
     assert [p for p, _ in only_trucks] == [paths[6]]
     sheet = tmp_path / "sheet.jpg"
     (tmp_path / "gone.png").write_bytes(b"not an image")
-    assert contact_sheet(items * 15 + [(str(tmp_path / "gone.png"), "gone")], sheet, "test") == 31
+    contact_sheet(items * 15 + [(str(tmp_path / "gone.png"), "gone")], sheet, "test")
     assert sheet.read_bytes()[:2] == b"\xff\xd8" and sheet.stat().st_size < 400_000
+    contact_sheet(items * 3, tmp_path / "row.jpg", "test")  # 6 photos: one row
+    big, row = Image.open(sheet).convert("RGB"), Image.open(tmp_path / "row.jpg")
+    cell = (big.height - row.height) / 5  # 31 photos in rows of 6: 6 rows
+    assert cell == 160 + 8 + 3 * 15 and big.width == row.width  # a thumbnail and 3 caption lines
+    top = big.height - 6 * cell - 6
+    grey = np.asarray(big)[int(top + 5 * cell + 80), 6 + 6 + 80]  # the last photo, unreadable: a grey tile
+    assert np.abs(grey.astype(int) - 200).max() <= 8, grey
     contact_sheet([], tmp_path / "empty.jpg", "nothing")
     assert (tmp_path / "empty.jpg").stat().st_size > 0
 

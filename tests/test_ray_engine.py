@@ -115,11 +115,11 @@ def test_the_embed_path_sends_only_uncached_images_and_never_loads_the_backbone(
     """`embed.engine: ray` through `fewclip.embedding.embed_cached`: the cache still holds,
     what comes back is stored, and the driver never loads the checkpoint."""
     from fewclip.backbone import LazyBackbone
-    from fewclip.cache import FeatureCache
+    from fewclip.cache import FeatureCache, pixels_identity
     from fewclip.embedding import CacheStats, embed_cached
 
     lazy = LazyBackbone(checkpoint[0], device="cpu")
-    cache = FeatureCache(tmp_path / "cache", lazy.sha256, "float32")
+    cache = FeatureCache(tmp_path / "cache", lazy.sha256, "float32", pixels_identity("cpu"))
     first = CacheStats()
     half = images[: len(images) // 2]
     embed_cached(lazy, half, cache, batch_size=8, progress=False, stats=first, engine="ray")

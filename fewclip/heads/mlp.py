@@ -58,7 +58,7 @@ class MLPHead(Head):
         for h in self.hidden:
             layers += [nn.Linear(width, int(h)), nn.BatchNorm1d(int(h)), nn.ReLU(), nn.Dropout(float(self.dropout))]
             width = int(h)
-        layers.append(nn.Linear(width, n_classes))  # fix 1: plain logits, no ReLU
+        layers.append(nn.Linear(width, n_classes))  # plain logits: no ReLU after the last layer
         return nn.Sequential(*layers)
 
     def make_sampler(self, labels, generator: torch.Generator):
@@ -89,7 +89,7 @@ class MLPHead(Head):
         self.history_ = []
         for epoch in range(1, int(self.epochs) + 1):
             net.train()
-            right = seen = 0  # fix 3: fresh counts every epoch
+            right = seen = 0  # counted afresh every epoch
             loss_sum = 0.0
             for xb, yb in self._batches(X, y, sampler, batch_size, drop_last):
                 out = net(xb)

@@ -22,7 +22,7 @@ class ZSLinear(Head):
     scale, so its probabilities are zero-shot CLIP's), the prior candidate.
 
     Why these grids (measured, benchmarks/README.md): on real CLIP ViT-B/32 ImageNet features
-    the earlier version of this head, scale 10 and an L2 pull towards T instead of the mixing,
+    a variant of this head with scale 10 and an L2 pull towards T instead of the mixing,
     gained at most 0.3 points over zero-shot on validation at one shot; at scale 100 with the
     mixing it gains 1.4 (g 0.3), at two shots 2.2. At scale 100 the loss on a few shots
     saturates before the weights have moved far, which is what the prior wants on ImageNet but
