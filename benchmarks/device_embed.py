@@ -35,6 +35,7 @@ import fewclip.embedding
 from fewclip.backbone import resolve_device
 from fewclip.cache import file_sha256
 from fewclip.data import find_images
+from fewclip.backbone.openai import MEAN, STD
 from fewclip.decode import decode_jpegs, preprocess_batch
 from fewclip.embedding import iter_embed, resolve_workers
 from fewclip.heads import make_head
@@ -75,8 +76,8 @@ def pixel_parity(photos: list[str], device, resolution: int, limit: int = 200) -
         cpu = [img.to(device) for img in decode_jpegs(chunk, "cpu")]
         ok = [k for k, d in enumerate(dev) if isinstance(d, torch.Tensor)]
         if ok:
-            diffs.append((preprocess_batch([dev[k] for k in ok], resolution)
-                          - preprocess_batch([cpu[k] for k in ok], resolution)).abs().flatten(1))
+            diffs.append((preprocess_batch([dev[k] for k in ok], resolution, MEAN, STD)
+                          - preprocess_batch([cpu[k] for k in ok], resolution, MEAN, STD)).abs().flatten(1))
     d = torch.cat(diffs)
     return (f"{device} decode vs libjpeg on {len(d)} photos, normalised units: mean abs {d.mean():.4f}, "
             f"worst photo's mean {d.mean(1).max():.4f}, max {d.max():.3f}")
@@ -90,7 +91,7 @@ def producer_breakdown(photos: list[str], device, resolution: int, batch_size: i
     speeds = {}
     for step, fn in (("route", lambda: [route(d) for d in datas]),
                      ("decode", lambda: decode_jpegs(datas, device)),
-                     ("preprocess", lambda: preprocess_batch(decoded, resolution))):
+                     ("preprocess", lambda: preprocess_batch(decoded, resolution, MEAN, STD))):
         decoded = decode_jpegs(datas, device)
         fn()
         sync(device)

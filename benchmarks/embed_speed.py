@@ -19,6 +19,7 @@ import warnings
 import torch
 
 from fewclip.backbone import Backbone, resolve_device
+from fewclip.backbone.openai import OpenAIClip
 from fewclip.data import scan_folder
 from fewclip.pixels import load_rgb
 from fewclip.embedding import embed_images
@@ -26,7 +27,6 @@ from random_checkpoint import random_clip
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from clip.clip import _transform
     from clip.model import convert_weights
 
 
@@ -35,7 +35,7 @@ def backbone(arch: str, device: torch.device) -> Backbone:
     if device.type == "cuda":
         convert_weights(model)
     model.eval().requires_grad_(False)
-    return Backbone(model, _transform(model.visual.input_resolution), arch, "random", device)
+    return OpenAIClip(model, arch, "random", device)
 
 
 def sync(device):

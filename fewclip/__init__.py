@@ -1,4 +1,4 @@
-"""Few-shot and zero-shot image classification on a frozen OpenAI CLIP.
+"""Few-shot and zero-shot image classification on a frozen CLIP.
 
 One module per concern:
   params     the params.yaml schema, checked before any work; running a stage with clear errors
@@ -6,7 +6,9 @@ One module per concern:
   pixels     robust decoding of an image file to RGB (EXIF, CMYK, 16-bit, transparency)
   splits     the folder layout rules, the data check (checks: small classes, exact
              duplicates and leaks, ...), the train/val split, file lists
-  backbone   loading the frozen CLIP (name, cache folder or checkpoint file), encoding
+  backbone/  the backbone interface (base: identity, input, output, text side, encoding),
+             its families (openai: the `clip` package's names and checkpoint files),
+             loading one by name, lazily
   cache      the per-image (and per-prompt-set) feature cache, keyed by content, backbone
              and the code that turns files into pixels; the shots curve's fit cache
   features   the feature files: one writer and one reader each

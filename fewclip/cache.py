@@ -9,16 +9,17 @@ The key is the SHA-256 of the image file's bytes, so a renamed or moved file is 
 and an edited one is embedded anew. The folder says what else decides a feature: the
 checkpoint's SHA-256 (not its name), its precision (float16 on a GPU, float32 on the CPU
 give slightly different features), and `pixels_identity`: the source of the modules that
-turn a file into the backbone's input, the versions of the libraries they decode and resize
-with, and the decode route (CPU or GPU). An edit to that code, a library upgrade or another
-route embeds into a fresh folder by itself; nothing needs a version bump. Each entry is
+turn a file into the backbone's input (the backbone family's module among them: its
+preprocessing), the versions of the libraries they decode and resize with, and the decode
+route (CPU or GPU). An edit to that code, a library upgrade or another route embeds into a
+fresh folder by itself; nothing needs a version bump. Each entry is
 written to a temporary file in the same folder and renamed into place (`os.replace`, atomic
 on POSIX and Windows), so a process killed at any moment leaves either a whole entry or
 none; stray temporary files are ignored and removed by `prune_temp`. The cache is safe to
 delete at any time, whole or a folder at a time (`touch` marks a folder used). Class text
 features (the prompt ensemble of each class) and the backbone's logit scale are kept in the
-same folder, keyed by `text_key` of the exact prompt texts and `fewclip.prompts`'s
-tokenizer and code, so an unchanged class is not encoded again either.
+same folder, keyed by `text_key` of the exact prompt texts, `fewclip.prompts`'s code and the
+backbone's tokenizer, so an unchanged class is not encoded again either.
 
 `FitCache` keeps the shots curve's fits in the same layout (`shots.fit_cache`).
 """
@@ -61,9 +62,10 @@ def code_identity(modules, libraries, *extra) -> str:
     return h.hexdigest()
 
 
-def pixels_identity(route: str) -> str:
-    """The identity of the way files become pixels on decode route `route` ("cpu" or "gpu")."""
-    return code_identity(PIXEL_MODULES, PIXEL_LIBRARIES, "route", route)
+def pixels_identity(route: str, family: str) -> str:
+    """The identity of the way files become the input of a backbone of `family` (its module
+    holds the preprocessing's constants) on decode route `route` ("cpu" or "gpu")."""
+    return code_identity((*PIXEL_MODULES, f"backbone/{family}.py"), PIXEL_LIBRARIES, "route", route)
 
 
 @contextmanager

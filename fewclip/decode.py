@@ -43,8 +43,6 @@ from .pixels import BadImage, cannot_read, load_rgb
 from .params import DECODE_SETTINGS
 from .routing import CORRUPT, GPU, UNREADABLE, route
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def resolve_decode(setting: str, device) -> str:
     """"gpu" or "cpu" for the `embed.decode` setting: "auto" picks the GPU on CUDA."""
@@ -112,19 +110,19 @@ def _resize_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     return x[0, :, top:top + size, left:left + size]
 
 
-def preprocess_batch(images: list[torch.Tensor], resolution: int) -> torch.Tensor:
-    """CLIP's `_transform(resolution)` as tensor ops on the images' device: (n, 3, res, res)
-    float32 from a non-empty list of uint8 (1 or 3, H, W) images of any sizes (grey images
-    get 3 channels)."""
+def preprocess_batch(images: list[torch.Tensor], resolution: int, mean, std) -> torch.Tensor:
+    """CLIP's `_transform(resolution)` as tensor ops on the images' device, normalised by the
+    backbone's per-channel `mean` and `std`: (n, 3, res, res) float32 from a non-empty list
+    of uint8 (1 or 3, H, W) images of any sizes (grey images get 3 channels)."""
     x = torch.stack([_resize_crop(img, resolution) for img in images]) / 255.0
-    mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
+    mean = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
-def preprocess_tensor(image: torch.Tensor, resolution: int) -> torch.Tensor:
+def preprocess_tensor(image: torch.Tensor, resolution: int, mean, std) -> torch.Tensor:
     """`preprocess_batch` of one image: float32 (3, resolution, resolution)."""
-    return preprocess_batch([image], resolution)[0]
+    return preprocess_batch([image], resolution, mean, std)[0]
 
 
 def cpu_path(source: str | bytes, resolution: int, preprocess) -> tuple[torch.Tensor, str]:
@@ -168,12 +166,13 @@ def _collate(items: list) -> tuple:
 
 
 def iter_batches(paths: list[str], resolution: int, cpu_preprocess, device, batch_size: int = 64,
-                 num_workers: int = 0):
+                 num_workers: int = 0, mean=None, std=None):
     """Yields (images, errors, routes) batch by batch, in the order of `paths`: images float32
     (b, 3, resolution, resolution) on `device`; errors "" or the reason the image could not
     be read, as `ImageFiles` gives it (its row is then zeros); routes "gpu", "unreadable" or
     the reason it took the CPU path (for `RouteCounts`). `cpu_preprocess`: the backbone's
-    own preprocessing (CLIP's `_transform`), used on the CPU path."""
+    own preprocessing (CLIP's `_transform`), used on the CPU path; `mean`, `std`: its
+    normalisation, which the GPU path applies (`preprocess_batch`)."""
     device = torch.device(device)
     loader = DataLoader(_RoutedFiles(paths, resolution, cpu_preprocess), batch_size=batch_size,
                         num_workers=num_workers, shuffle=False, collate_fn=_collate)
@@ -191,5 +190,5 @@ def iter_batches(paths: list[str], resolution: int, cpu_preprocess, device, batc
                 image, errors[i] = cpu_path(datas[i], resolution, cpu_preprocess)
                 images[i] = image.to(device)
         if decoded:
-            images[list(decoded)] = preprocess_batch(list(decoded.values()), resolution)
+            images[list(decoded)] = preprocess_batch(list(decoded.values()), resolution, mean, std)
         yield images, errors, routes

@@ -108,9 +108,10 @@ def iter_embed(backbone, paths: list[str], batch_size: int = 64, num_workers: in
     (`fewclip.decode.iter_batches`); `routes` (a `fewclip.routing.RouteCounts`) then counts
     which path each file took. `ahead` (default: on CUDA) prepares the next batch in a
     background thread while the model runs on this one (`prefetch`)."""
-    resolution = int(backbone.model.visual.input_resolution)
+    resolution = backbone.resolution
     if resolve_decode(decode, backbone.device) == "gpu":
-        batches = iter_batches(paths, resolution, backbone.preprocess, backbone.device, batch_size, num_workers)
+        batches = iter_batches(paths, resolution, backbone.preprocess, backbone.device, batch_size, num_workers,
+                               backbone.mean, backbone.std)
     else:
         loader = DataLoader(ImageFiles(paths, backbone.preprocess, resolution), batch_size=batch_size,
                             num_workers=num_workers, shuffle=False, pin_memory=backbone.device.type == "cuda")
@@ -200,7 +201,7 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
         remote = _embed_remote(backbone, [paths[todo[k][0]] for k in todo], batch_size, address, progress)
         dim = remote[0].shape[1]
     elif todo or dim is None:
-        dim = int(backbone.model.text_projection.shape[1])
+        dim = backbone.dim
     out = np.zeros((len(paths), dim), np.float32)
     for i, hit in hits.items():
         if hit.shape == (dim,):

@@ -7,22 +7,17 @@ taken and normalised again.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch.nn.functional as F
 
 from . import UserError
 from .cache import code_identity, text_key
 
-CONTEXT_LENGTH = 77  # tokens CLIP's text encoder reads (every OpenAI CLIP model), start and end included
 
-
-@functools.lru_cache(maxsize=1)
-def text_identity() -> str:
+def text_identity(backbone) -> str:
     """What decides a class's text feature besides its prompts and the checkpoint: this
-    module's code (the ensemble) and the tokenizer (openai-clip's, its context length)."""
-    return code_identity(("prompts.py",), ("openai-clip", "torch"), CONTEXT_LENGTH)
+    module's code (the ensemble) and the backbone's tokenizer (`tokenizer_id`)."""
+    return code_identity(("prompts.py",), ("torch",), backbone.tokenizer_id)
 
 
 def class_prompt_name(folder: str) -> str:
@@ -64,11 +59,12 @@ def text_classifier(backbone, class_names: list[str], templates: list[str],
     (`fewclip.cache.FeatureCache`), a class whose exact prompt texts were encoded before by
     this backbone is not encoded again."""
     templates = check_templates(templates)
+    identity = text_identity(backbone)
     rows = []
     for c, words in class_prompts(class_names, names).items():
         texts = [t.format(w) for w in words for t in templates]
-        check_lengths(c, texts)
-        key = text_key(text_identity(), texts)
+        check_lengths(backbone, c, texts)
+        key = text_key(identity, texts)
         row = cache.get(key) if cache is not None else None
         if row is None or row.ndim != 1:
             emb = backbone.encode_texts(texts)  # already normalised
@@ -79,21 +75,15 @@ def text_classifier(backbone, class_names: list[str], templates: list[str],
     return np.stack(rows).astype(np.float32)
 
 
-def check_lengths(class_name: str, texts: list[str], context_length: int = CONTEXT_LENGTH) -> None:
-    """A prompt longer than CLIP's text encoder reads stops with a UserError naming it (the
-    encoder would otherwise cut it short without a word)."""
+def check_lengths(backbone, class_name: str, texts: list[str]) -> None:
+    """A prompt longer than the backbone's text encoder reads stops with a UserError naming
+    it (the encoder would otherwise cut it short without a word)."""
     for text in texts:
-        n = len(_tokenizer().encode(text)) + 2  # with the start and end tokens
-        if n > context_length:
-            raise UserError(f"params.yaml: the prompt {text!r} of class {class_name!r} is {n} tokens long; CLIP reads "
-                            f"at most {context_length}: shorten classes.prompts.{class_name} or embed.templates")
-
-
-@functools.lru_cache(maxsize=1)
-def _tokenizer():
-    from clip.simple_tokenizer import SimpleTokenizer
-
-    return SimpleTokenizer()
+        n = backbone.count_tokens(text)
+        if n > backbone.context_length:
+            raise UserError(f"params.yaml: the prompt {text!r} of class {class_name!r} is {n} tokens long; the "
+                            f"text encoder reads at most {backbone.context_length}: shorten "
+                            f"classes.prompts.{class_name} or embed.templates")
 
 
 def logit_scale(backbone, cache=None) -> float:

@@ -70,8 +70,8 @@ class _Embedder:
         except UserError as e:  # sent to the driver as data: Ray keeps only an error's text
             self.error = str(e)
             return
-        self.resolution = int(self.backbone.model.visual.input_resolution)
-        self.dim = int(self.backbone.model.text_projection.shape[1])
+        self.resolution = self.backbone.resolution
+        self.dim = self.backbone.dim
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
     def _image(self, path: str):
@@ -237,4 +237,4 @@ def _retry_args(map_batches) -> dict:
 def _width(model, sha256, device, download_root, threads, kill_once) -> int:
     from .backbone import load_backbone
 
-    return int(load_backbone(model, "cpu", download_root, sha256).model.text_projection.shape[1])
+    return load_backbone(model, "cpu", download_root, sha256).dim

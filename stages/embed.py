@@ -51,7 +51,7 @@ def main() -> None:
         # Ray's actors decode on the CPU path, whatever this machine would do
         route = "cpu" if e["engine"] == "ray" else decode
         cache = FeatureCache(e["feature_cache"], backbone.sha256, str(backbone.dtype).removeprefix("torch."),
-                             pixels_identity(route))
+                             pixels_identity(route, backbone.family))
         stale = cache.prune_temp() if cache.dir.is_dir() else 0
         cache.touch()
         print(f"embed: feature cache {cache.dir}" + (f" (removed {stale} partial entries of a killed run)" if stale else ""))

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fewclip import UserError
-from fewclip.backbone import _torchscript, load_backbone
+from fewclip.backbone import LazyBackbone, load_backbone
+from fewclip.backbone.openai import MEAN, STD, _torchscript
 from fewclip.embedding import embed_images
 from helpers import ROOT
 from synthetic import RESOLUTION, render, to_tensor
@@ -17,8 +18,8 @@ def test_state_dict_and_torchscript_checkpoints_load_to_the_same_frozen_model(ti
     for bb in (a, b):
         assert not bb.model.training
         assert not any(p.requires_grad for p in bb.model.parameters())
-        assert bb.model.visual.input_resolution == RESOLUTION
-        assert len(bb.sha256) == 64
+        assert bb.resolution == RESOLUTION and bb.dim == 64 and (bb.mean, bb.std) == (MEAN, STD)
+        assert len(bb.sha256) == 64 and bb.family == "openai"
     assert a.sha256 != b.sha256  # identified by file content
     import random
     x = torch.stack([to_tensor(render("red circle", random.Random(i))) for i in range(4)])
@@ -78,3 +79,26 @@ def test_embed_images_marks_unreadable_files_and_keeps_the_rest(tiny_checkpoint,
     assert errors[0] == errors[2] == "" and "not an image" in errors[1]
     assert np.allclose(feats[0], feats[2], atol=1e-6) and np.allclose(np.linalg.norm(feats[0]), 1, atol=1e-5)
     assert not feats[1].any()
+
+
+def test_a_lazy_backbone_knows_its_identity_and_tokenizer_without_loading(tiny_checkpoint):
+    lazy = LazyBackbone(str(tiny_checkpoint), device="cpu")
+    assert lazy.family == "openai" and len(lazy.sha256) == 64 and lazy.context_length == 77
+    assert lazy.count_tokens("a photo of a bus.") == 8  # 6 tokens, the start and the end and "openai-clip==" in lazy.tokenizer_id
+    assert lazy.loaded is None  # none of that loaded the weights
+    assert lazy.dim == 64 and lazy.loaded is not None  # the feature width needs them
+    with pytest.raises(AttributeError):
+        lazy.no_such_attribute  # noqa: B018 - an unknown attribute is an error, not a load
+
+
+def test_a_cuda_error_while_loading_is_not_taken_for_a_failed_download(tmp_path, monkeypatch):
+    import clip
+
+    from fewclip.backbone import openai
+
+    def cuda_broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(clip, "load", cuda_broken)
+    with pytest.raises(RuntimeError, match="CUDA error"):
+        openai.load("ViT-B/32", torch.device("cpu"), str(tmp_path), "0" * 64)

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from fewclip import UserError, decode
 from fewclip.pixels import load_rgb
+from fewclip.backbone.openai import MEAN, STD
 from fewclip.decode import decode_jpegs, iter_batches, preprocess_batch, preprocess_tensor, resolve_decode
 from fewclip.routing import RouteCounts, route
 from fewclip.embedding import ImageFiles
@@ -169,12 +170,12 @@ def test_crop_offsets_round_as_torchvision_centercrop_does():
     for w, h in [(299, 224), (301, 224), (224, 300), (224, 224)]:
         img = Image.fromarray(np.random.default_rng(w + h).integers(0, 256, (h, w, 3), dtype=np.uint8))
         tensor = torch.from_numpy(np.array(img)).permute(2, 0, 1)
-        assert torch.equal(preprocess_tensor(tensor, RES), _transform(RES)(img)), (w, h)
+        assert torch.equal(preprocess_tensor(tensor, RES, MEAN, STD), _transform(RES)(img)), (w, h)
         grey = img.convert("L")
         grey_tensor = torch.from_numpy(np.array(grey))[None]
-        assert torch.equal(preprocess_tensor(grey_tensor, RES), _transform(RES)(grey.convert("RGB")))
+        assert torch.equal(preprocess_tensor(grey_tensor, RES, MEAN, STD), _transform(RES)(grey.convert("RGB")))
     with pytest.raises(ValueError, match="expected a"):
-        preprocess_tensor(torch.zeros(4, 10, 10, dtype=torch.uint8), RES)
+        preprocess_tensor(torch.zeros(4, 10, 10, dtype=torch.uint8), RES, MEAN, STD)
 
 
 def centred_features(net, images: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
@@ -189,8 +190,8 @@ def centred_features(net, images: torch.Tensor, centre: torch.Tensor | None = No
 def test_preprocessing_matches_clip_transform_on_photos():
     datas = [jpeg(photo(w, h, i)) for i, (w, h) in enumerate(SIZES)]
     assert {route(d) for d in datas} == {"gpu"}
-    ours = preprocess_batch(decode_jpegs(datas, "cpu"), RES)
-    assert torch.equal(ours[5], preprocess_tensor(decode_jpegs([datas[5]], "cpu")[0], RES))
+    ours = preprocess_batch(decode_jpegs(datas, "cpu"), RES, MEAN, STD)
+    assert torch.equal(ours[5], preprocess_tensor(decode_jpegs([datas[5]], "cpu")[0], RES, MEAN, STD))
     clip_full = torch.stack([_transform(RES)(Image.open(io.BytesIO(d)).convert("RGB")) for d in datas])
     todays = torch.stack([_transform(RES)(load_rgb(io.BytesIO(d), min_side=RES)) for d in datas])
 
@@ -247,7 +248,7 @@ def write_folder(tmp_path):
 def test_iter_batches_gives_todays_errors_and_counts_routes(tmp_path, workers):
     paths, expected_routes = write_folder(tmp_path)
     preprocess = _transform(RES)
-    batches = list(iter_batches(paths, RES, preprocess, "cpu", batch_size=5, num_workers=workers))
+    batches = list(iter_batches(paths, RES, preprocess, "cpu", batch_size=5, num_workers=workers, mean=MEAN, std=STD))
     assert [len(e) for _, e, _ in batches] == [5, 5, 2]
     images = torch.cat([b[0] for b in batches])
     errors = [e for b in batches for e in b[1]]
@@ -282,7 +283,7 @@ def test_a_file_nvjpeg_refuses_but_pil_reads_is_decoded_on_the_cpu_path(tmp_path
         return real(tensors, device)
 
     monkeypatch.setattr(decode, "_decode", nvjpeg)
-    (images, errors, routes), = iter_batches(paths, RES, _transform(RES), "cpu", batch_size=8)
+    (images, errors, routes), = iter_batches(paths, RES, _transform(RES), "cpu", batch_size=8, mean=MEAN, std=STD)
     assert routes == ["gpu", "corrupt"] and errors == ["", ""]
     assert torch.equal(images[1], ImageFiles(paths, _transform(RES), RES)[1][0])
 
@@ -396,7 +397,7 @@ def test_switching_the_decode_route_embeds_anew(tiny_checkpoint, tmp_path, monke
 
     def run(route):
         stats = CacheStats()
-        cache = FeatureCache(tmp_path / "cache", bb.sha256, "float32", pixels_identity(route))
+        cache = FeatureCache(tmp_path / "cache", bb.sha256, "float32", pixels_identity(route, "openai"))
         feats, _ = embed_cached(bb, paths, cache, batch_size=4, progress=False, stats=stats, decode=route)
         return feats, stats
 

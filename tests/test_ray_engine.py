@@ -119,7 +119,7 @@ def test_the_embed_path_sends_only_uncached_images_and_never_loads_the_backbone(
     from fewclip.embedding import CacheStats, embed_cached
 
     lazy = LazyBackbone(checkpoint[0], device="cpu")
-    cache = FeatureCache(tmp_path / "cache", lazy.sha256, "float32", pixels_identity("cpu"))
+    cache = FeatureCache(tmp_path / "cache", lazy.sha256, "float32", pixels_identity("cpu", "openai"))
     first = CacheStats()
     half = images[: len(images) // 2]
     embed_cached(lazy, half, cache, batch_size=8, progress=False, stats=first, engine="ray")

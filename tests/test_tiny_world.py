@@ -108,12 +108,19 @@ def test_with_the_zero_shot_head_it_is_zero_shot_clip_over_every_class(open_worl
 
 
 def test_an_over_long_prompt_is_refused_with_one_line_naming_it():
-    """CLIP reads 77 tokens; a longer prompt would be cut short without a word."""
+    """CLIP reads 77 tokens; a longer prompt would be cut short without a word. The backbone's
+    own tokenizer counts, without its weights."""
+    from fewclip.backbone import openai
+
     class Unused:
+        tokenizer = openai.tokenizer()
+        context_length, tokenizer_id = tokenizer.context_length, tokenizer.tokenizer_id
+        count_tokens = staticmethod(tokenizer.count_tokens)
+
         def encode_texts(self, texts):
             raise AssertionError("nothing may be encoded")
 
     long = "a very long description of a bench " * 12
     with pytest.raises(UserError, match=r"the prompt 'a photo of a a very long.*' of class 'bench' is \d+ tokens "
-                                        r"long; CLIP reads at most 77: shorten classes.prompts.bench"):
+                                        r"long; the text encoder reads at most 77: shorten classes.prompts.bench"):
         text_classifier(Unused(), ["bench"], ["a photo of a {}."], {"bench": ["bench", long]})

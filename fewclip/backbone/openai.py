@@ -1,23 +1,23 @@
-"""The frozen CLIP backbone: loading it by name or from a checkpoint file, and encoding.
+"""The OpenAI CLIP family (the `clip` package): a CLIP model name or a checkpoint file.
 
-`model` in params.yaml is either a CLIP model name (`ViT-B/32`, `ViT-B/16`, ... as listed by
+`model` is either a CLIP model name (`ViT-B/32`, `ViT-B/16`, ... as listed by
 `clip.available_models()`) or the path to a checkpoint file. Names go through `clip.load`,
 which uses a verified copy in the cache folder or downloads one and checks its SHA-256.
 Files may be OpenAI's TorchScript archives (read by `clip.load`) or plain state dicts
-(`torch.save(model.state_dict())`), which are built with `clip.model.build_model`.
+(`torch.save(model.state_dict())`), which are built with `clip.model.build_model`. The
+`clip` package's private `_MODELS` (names, addresses, checksums) and `_transform` are used
+here only.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import socket
-import time
 import urllib.error
 import warnings
 import zipfile
-from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,30 +28,51 @@ with warnings.catch_warnings():  # clip imports pkg_resources, which warns on im
     from clip.clip import _MODELS, _transform
     from clip.model import CLIP, build_model
 
-from . import UserError
-from .cache import file_sha256
+from .. import UserError
+from ..cache import file_sha256
+from .base import Backbone, Tokenizer
 
-DEFAULT_CACHE = "~/.cache/clip"
 DOWNLOAD_TIMEOUT_S = 60
 
 
-@dataclass
-class Backbone:
-    """A frozen CLIP in eval mode, its image preprocessing, and what identifies it."""
+# CLIP's per-channel normalisation of RGB in [0, 1] (`clip.clip._transform`)
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+CONTEXT_LENGTH = 77  # tokens every OpenAI CLIP text encoder reads, start and end included
 
-    model: CLIP
-    preprocess: Callable
-    name: str
-    sha256: str
-    device: torch.device
+
+@functools.lru_cache(maxsize=1)
+def tokenizer() -> Tokenizer:
+    """CLIP's BPE tokenizer (the same for every OpenAI model), without loading any weights."""
+    from clip.simple_tokenizer import SimpleTokenizer
+
+    bpe = SimpleTokenizer()
+    return Tokenizer(CONTEXT_LENGTH, lambda text: len(bpe.encode(text)) + 2,
+                     f"openai-clip=={_version()} bpe_simple_vocab_16e6 context {CONTEXT_LENGTH}")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    return metadata.version("openai-clip")
+
+
+class OpenAIClip(Backbone):
+    """A frozen OpenAI CLIP (`clip.model.CLIP`) in eval mode."""
+
+    family = "openai"
+    mean, std = MEAN, STD
+
+    def __init__(self, model: CLIP, name: str, sha256: str, device: torch.device):
+        self.model, self.name, self.sha256, self.device = model, name, sha256, device
+        self.resolution = int(model.visual.input_resolution)
+        self.dim = int(model.text_projection.shape[1])
+        self.tokenizer = tokenizer()
+        self.preprocess = _transform(self.resolution)
 
     @property
     def dtype(self) -> torch.dtype:
         return self.model.dtype
-
-    @property
-    def context_length(self) -> int:
-        return int(self.model.positional_embedding.shape[0])
 
     @property
     def logit_scale(self) -> float:
@@ -66,17 +87,15 @@ class Backbone:
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         # `fewclip.prompts.check_lengths` has refused longer prompts: never cut one short here
-        tokens = clip.tokenize(texts, context_length=self.context_length, truncate=False)
+        context = int(self.model.positional_embedding.shape[0])
+        tokens = clip.tokenize(texts, context_length=context, truncate=False)
         f = self.model.encode_text(tokens.to(self.device))
         return F.normalize(f.float(), dim=-1)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"params.yaml: embed.device={device!r} but CUDA is not available here")
-    return torch.device(device)
+def known(name: str) -> bool:
+    """Whether `name` is this family's: a CLIP model name, or a file (a checkpoint)."""
+    return name in _MODELS or os.path.isfile(os.path.expanduser(name))
 
 
 def model_sha256(name: str) -> str:
@@ -91,54 +110,14 @@ def model_sha256(name: str) -> str:
         "nor an existing checkpoint file; set `model` in params.yaml to one of those")
 
 
-def load_backbone(name: str, device: str = "auto", download_root: str | None = None,
-                  sha256: str | None = None) -> Backbone:
-    """Load a frozen CLIP by name or checkpoint path; one clear UserError when that fails.
-    `sha256`: the `model_sha256(name)` the caller already has (hashing a checkpoint file
-    reads all of it)."""
-    dev = resolve_device(device)
-    root = os.path.expanduser(download_root or DEFAULT_CACHE)
-    sha = sha256 or model_sha256(name)
+def load(name: str, device: torch.device, download_root: str, sha256: str) -> OpenAIClip:
+    """The frozen model `name` on `device`; one clear UserError when that fails."""
     if name in _MODELS:
-        model, preprocess = _load_named(name, dev, root)
+        model = _load_named(name, device, download_root)
     else:
-        model, preprocess = _load_file(os.path.expanduser(name), dev)
+        model = _load_file(os.path.expanduser(name), device)
     model.eval().requires_grad_(False)
-    return Backbone(model=model, preprocess=preprocess, name=name, sha256=sha, device=dev)
-
-
-class LazyBackbone:
-    """A backbone that is loaded only when something must go through it.
-
-    Its identity (`name`, `sha256`, `device`, `dtype`: float16 on a GPU, float32 on the CPU,
-    as `load_backbone` sets them) is known at once, which is all the feature cache needs; the
-    first use of anything else (`encode_images`, `model`, ...) loads it. So a run whose every
-    image and text feature is cached never loads the checkpoint. `remote`: for the Ray
-    engine, `device` names the cluster's device (`device_setting`), not checked here."""
-
-    def __init__(self, name: str, device: str = "auto", download_root: str | None = None, remote: bool = False):
-        self.name, self.download_root, self.device_setting = name, download_root, device
-        # remote: the images go to a Ray cluster, whose devices need not be this machine's
-        self.device = torch.device("cpu" if device == "auto" else device) if remote else resolve_device(device)
-        self.sha256 = model_sha256(name)
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        self.loaded: Backbone | None = None
-        self.load_seconds = 0.0
-
-    def load(self) -> Backbone:
-        if self.loaded is None:
-            start = time.perf_counter()
-            here = str(self.device)
-            if here.startswith("cuda") and not torch.cuda.is_available():  # remote: the cluster's device
-                here = "cpu"  # (the class texts, encoded on this machine)
-            self.loaded = load_backbone(self.name, here, self.download_root, self.sha256)
-            self.load_seconds = time.perf_counter() - start
-        return self.loaded
-
-    def __getattr__(self, attr: str):  # only called for what the identity does not hold
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(self.load(), attr)
+    return OpenAIClip(model, name, sha256, device)
 
 
 def _load_named(name: str, device: torch.device, root: str):
@@ -146,8 +125,12 @@ def _load_named(name: str, device: torch.device, root: str):
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # clip's download has no timeout of its own
     try:
-        return clip.load(name, device=device, jit=False, download_root=root)
+        return clip.load(name, device=device, jit=False, download_root=root)[0]
     except (urllib.error.URLError, OSError, RuntimeError) as e:
+        # a download that failed (no network, a timeout) or whose checksum did not match;
+        # any other RuntimeError (a CUDA error, say) is not a failed download
+        if isinstance(e, RuntimeError) and not isinstance(e, OSError) and "checksum" not in str(e).lower():
+            raise
         reason = getattr(e, "reason", None) or e
         raise UserError(
             f"cannot load CLIP model {name!r}: no verified copy of {filename} in {root} and the "
@@ -174,7 +157,7 @@ def _load_file(path: str, device: torch.device):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
-                return clip.load(path, device=device, jit=False)
+                return clip.load(path, device=device, jit=False)[0]
         except (EOFError, KeyError, RuntimeError, ValueError, OSError, pickle.UnpicklingError):
             # not a CLIP archive (KeyError: other weights), or clip.load tried torch.load on a file it had
             # read to the end (EOFError) and so could not read a plain state dict; try one here,
@@ -185,9 +168,10 @@ def _load_file(path: str, device: torch.device):
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
         model = build_model(dict(state)).to(device)
-    except Exception as e:
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError, OSError, EOFError,
+            pickle.UnpicklingError) as e:  # what torch.load and build_model raise for other files
         raise UserError(f"{path}: not a CLIP checkpoint (neither a TorchScript archive nor a "
                         f"CLIP state dict): {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     if device.type == "cpu":
         model.float()
-    return model, _transform(model.visual.input_resolution)
+    return model

@@ -1,0 +1,103 @@
+"""Backbones: the interface (`base.Backbone`), the families, and loading one by name.
+
+A family is a module with `known(name)`, `model_sha256(name)`, `tokenizer()` and
+`load(name, device, download_root, sha256)`; `FAMILIES` lists them in the order they are
+asked whether a name is theirs. `openai` (the `clip` package: CLIP model names and
+checkpoint files) is the only one today.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+from .. import UserError
+from . import openai
+from .base import Backbone, Tokenizer
+
+FAMILIES = (openai,)
+DEFAULT_CACHE = "~/.cache/clip"
+
+__all__ = ["Backbone", "DEFAULT_CACHE", "FAMILIES", "LazyBackbone", "Tokenizer", "family_of", "load_backbone",
+           "model_sha256", "resolve_device"]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"params.yaml: embed.device={device!r} but CUDA is not available here")
+    return torch.device(device)
+
+
+def family_of(name: str):
+    """The family module whose name `name` is; the last family says what is wrong otherwise."""
+    for family in FAMILIES:
+        if family.known(name):
+            return family
+    return FAMILIES[-1]
+
+
+def model_sha256(name: str) -> str:
+    """What identifies backbone `name`, without loading it (see its family's `model_sha256`)."""
+    return family_of(name).model_sha256(name)
+
+
+def load_backbone(name: str, device: str = "auto", download_root: str | None = None,
+                  sha256: str | None = None) -> Backbone:
+    """Load frozen backbone `name` (its family's rules); one clear UserError when that fails.
+    `sha256`: the `model_sha256(name)` the caller already has (hashing a checkpoint file
+    reads all of it)."""
+    family = family_of(name)
+    return family.load(name, resolve_device(device), os.path.expanduser(download_root or DEFAULT_CACHE),
+                       sha256 or family.model_sha256(name))
+
+
+class LazyBackbone(Backbone):
+    """A backbone that is loaded only when something must go through it.
+
+    Its identity (`name`, `sha256`, `device`, `dtype`: float16 on a GPU, float32 on the CPU,
+    as the families set them) and its text side (`context_length`, `count_tokens`,
+    `tokenizer_id`) are known at once, which is all the feature cache and the prompt check
+    need; the first use of anything else (`encode_images`, `resolution`, ...) loads it, so a
+    run whose every image and text feature is cached never loads the checkpoint. `remote`:
+    for the Ray engine, `device` names the cluster's device (`device_setting`), not checked
+    here."""
+
+    def __init__(self, name: str, device: str = "auto", download_root: str | None = None, remote: bool = False):
+        self.name, self.download_root, self.device_setting = name, download_root, device
+        # remote: the images go to a Ray cluster, whose devices need not be this machine's
+        self.device = torch.device("cpu" if device == "auto" else device) if remote else resolve_device(device)
+        self._family = family_of(name)
+        self.family = self._family.__name__.rsplit(".", 1)[-1]
+        self.sha256 = self._family.model_sha256(name)
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.tokenizer = self._family.tokenizer()
+        self.loaded: Backbone | None = None
+        self.load_seconds = 0.0
+
+    def load(self) -> Backbone:
+        if self.loaded is None:
+            start = time.perf_counter()
+            here = str(self.device)
+            if here.startswith("cuda") and not torch.cuda.is_available():  # remote: the cluster's device
+                here = "cpu"  # (the class texts, encoded on this machine)
+            self.loaded = load_backbone(self.name, here, self.download_root, self.sha256)
+            self.load_seconds = time.perf_counter() - start
+        return self.loaded
+
+    # what needs the weights
+    resolution = property(lambda self: self.load().resolution)
+    mean = property(lambda self: self.load().mean)
+    std = property(lambda self: self.load().std)
+    dim = property(lambda self: self.load().dim)
+    logit_scale = property(lambda self: self.load().logit_scale)
+    preprocess = property(lambda self: self.load().preprocess)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.load().encode_images(images)
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        return self.load().encode_texts(texts)

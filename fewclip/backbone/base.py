@@ -1,0 +1,75 @@
+"""What a backbone is: the one interface the rest of the package uses.
+
+A backbone is a frozen image-text model in eval mode. It carries everything a caller needs,
+so that nothing outside its family's module reads the model's internals:
+
+- identity: `name` (the `model` param as given), `sha256` (the checkpoint's, or the
+  published checksum of a named model: cache keys and the classifier artefact use it),
+  `family`, `device`, `dtype`;
+- its input: `resolution`, `mean` and `std` (per RGB channel), `resize` (the rule, in words:
+  the GPU decode path implements it, `fewclip.decode`), and `preprocess` (the CPU path's
+  transform of a PIL image to a (3, resolution, resolution) tensor: a small picklable
+  callable, which DataLoader workers may receive without the model);
+- its output: `dim` (the feature width) and `logit_scale` (its learned softmax temperature);
+- its text side: `context_length` and `count_tokens(text)` (start and end tokens included,
+  for the over-long-prompt check), `tokenizer_id` (for the text cache's keys);
+- `encode_images(batch)` and `encode_texts(texts)`: L2-normalised float32 features.
+
+The text side is known without loading the weights (`Tokenizer`), so that a run whose
+features are all cached never loads them (`fewclip.backbone.LazyBackbone`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+# The rule every family here resizes by: the shorter side to `resolution` (bicubic), then the
+# centre `resolution` square (CLIP's own transform; `fewclip.decode` does it on the GPU).
+RESIZE_SHORTER_CENTER_CROP = "bicubic resize of the shorter side to the resolution, then a centre crop"
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """A family's text side, without its weights."""
+
+    context_length: int
+    count_tokens: Callable[[str], int]  # with the start and end tokens
+    tokenizer_id: str
+
+
+class Backbone:
+    """The interface (see the module docstring); a family subclasses it."""
+
+    family = ""
+    name: str
+    sha256: str
+    device: torch.device
+    dtype: torch.dtype
+    resolution: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize = RESIZE_SHORTER_CENTER_CROP
+    dim: int
+    logit_scale: float
+    tokenizer: Tokenizer
+    preprocess: Callable
+
+    @property
+    def context_length(self) -> int:
+        return self.tokenizer.context_length
+
+    @property
+    def tokenizer_id(self) -> str:
+        return self.tokenizer.tokenizer_id
+
+    def count_tokens(self, text: str) -> int:
+        return self.tokenizer.count_tokens(text)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError
