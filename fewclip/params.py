@@ -184,6 +184,14 @@ class EmbedParams(_Section):
     feature_cache: Union[Text, None]
     templates: Annotated[list[Annotated[str, BeforeValidator(_template)]], Field(min_length=1)]
 
+    @model_validator(mode="after")
+    def _ray_device(self) -> "EmbedParams":
+        # the cluster's device sets the precision of the cached features: it must be named
+        if self.engine == "ray" and self.device == "auto":
+            raise ValueError("with engine: ray, device must be cpu or cuda (the cluster's device, which sets "
+                             "the precision of the cached features), not auto")
+        return self
+
 
 class ShotsParams(_Section):
     ks: Annotated[list[ShotCount], Field(min_length=1)]

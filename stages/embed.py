@@ -41,9 +41,6 @@ def main() -> None:
     classes, novel = info["classes"], info["novel_classes"]
 
     start = time.perf_counter()
-    if e["engine"] == "ray" and e["device"] == "auto":
-        raise UserError("params.yaml: embed.engine: ray needs embed.device cpu or cuda (the cluster's device, "
-                        "which sets the precision of the cached features), not auto")
     backbone = LazyBackbone(p["model"], device=e["device"], download_root=e["cache_dir"], remote=e["engine"] == "ray")
     workers = resolve_workers(e["num_workers"], backbone.device)
     decode = resolve_decode(e["decode"], backbone.device)

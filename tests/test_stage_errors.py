@@ -95,7 +95,10 @@ def test_every_stage_checks_every_key_before_work(project, stage):
 
 
 def test_the_ray_engine_needs_an_explicit_device(project):
-    """The cluster's device sets the precision of the cached features: `auto` is refused."""
-    run_stage(project, "split")
+    """The cluster's device sets the precision of the cached features: `auto` is refused, by
+    the schema, so the params stage catches it before any stage runs."""
     set_params(project, **{"embed.engine": "ray"})
-    assert "embed.engine: ray needs embed.device cpu or cuda" in stage_error(project, "embed")
+    message = "params.yaml: embed: with engine: ray, device must be cpu or cuda"
+    assert message in stage_error(project, "split")
+    proc = sh("python", "-m", "fewclip.params", "params.yaml", cwd=project, check=False)
+    assert proc.returncode == 1 and message in proc.stderr
