@@ -234,7 +234,7 @@ def main() -> None:
         f = cpu_feats[ok]
         between = ((f @ f.T).sum() - len(ok)) / (len(ok) * (len(ok) - 1))
         print(f"| {arch} | {forward:.0f} | {cpu_speed:.0f} | {cpu_speed / forward:.2f} | {serial_speed:.0f} "
-              f"| {serial_speed / forward:.2f} | {gpu_speed:.0f} | {gpu_speed / forward:.2f} | {counts.summary()} "
+              f"| {serial_speed / forward:.2f} | {gpu_speed:.0f} | {gpu_speed / forward:.2f} | {counts.describe()} "
               f"| {cos.mean():.5f} / {cos.min():.5f} | {agree} | {control} | {between:.4f} |", flush=True)
         if errors_differ:
             print(f"  {errors_differ} images with different errors on the two paths")

@@ -43,7 +43,7 @@ class ImageFolder:
     def counts(self) -> Counter:
         return Counter(label for _, label in self.samples)
 
-    def summary(self) -> str:
+    def describe(self) -> str:
         """One line of totals, then one line per non-junk skipped file."""
         line = f"{self.root}: {_count(len(self.samples), 'image')} in {_count(len(self.classes), 'class')}"
         if self.skipped:

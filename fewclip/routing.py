@@ -164,7 +164,7 @@ class RouteCounts(Counter):
     """How many files took each path: "gpu", "unreadable", or the reason for the CPU path.
     Feed it the `routes` of each batch: `counts.update(routes)`."""
 
-    def summary(self) -> str:
+    def describe(self) -> str:
         """e.g. "gpu 770, cpu 5 (3 not a JPEG, 1 CMYK, 1 EXIF-rotated)"."""
         cpu = sorted(((r, n) for r, n in self.items() if r not in (GPU, UNREADABLE) and n),
                      key=lambda rn: (-rn[1], rn[0]))

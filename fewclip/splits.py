@@ -77,7 +77,7 @@ def make_splits(train_dir: str | Path, test_dir: str | Path, zero_shot_dir: str 
     if zero_shot_dir and zero is None:
         info(f"{zero_shot_dir}: no such folder: no test photos of novel classes")
     for folder in filter(None, (train, test, zero)):
-        info(folder.summary())
+        info(folder.describe())
     counts = train.counts()
     if not train.classes:
         raise UserError(f"{train.root}: no class folders found")

@@ -86,7 +86,7 @@ def main() -> None:
         print(f"embed: {split}: {len(kept)} images ({stats.embedded} embedded, {stats.cached} from cache) "
               f"in {time.perf_counter() - t:.1f}s"
               + (f", skipped {len(bad)} that could not be decoded" if bad else "")
-              + (f"; decoded: {stats.routes.summary()}" if decode == "gpu" and stats.embedded else ""))
+              + (f"; decoded: {stats.routes.describe()}" if decode == "gpu" and stats.embedded else ""))
 
     prompts = p["classes"]["prompts"]
     unused = sorted(set(prompts) - set(classes) - set(novel))

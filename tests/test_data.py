@@ -43,7 +43,7 @@ def test_scan_skips_junk_and_bad_files_and_counts_them(tmp_path):
     assert reasons == {"hidden or system entry": 4, "not an image file (extension)": 1,
                        "not an image (unrecognised file content)": 1, "empty file (0 bytes)": 1,
                        "file outside a class folder": 1}
-    summary = found.summary()
+    summary = found.describe()
     assert "3 images in 2 classes; skipped 8 files" in summary
     assert "text.jpg: not an image" in summary and "empty.jpg: empty file" in summary
     assert "SynoEAStream" not in summary  # junk is counted, not listed

@@ -267,7 +267,7 @@ def test_iter_batches_gives_todays_errors_and_counts_routes(tmp_path, workers):
     counts = RouteCounts()
     for _, _, r in batches:
         counts.update(r)
-    assert counts.summary() == ("gpu 4, cpu 7 (3 not a JPEG, 1 CMYK, 1 EXIF-rotated, 1 corrupt, 1 truncated), "
+    assert counts.describe() == ("gpu 4, cpu 7 (3 not a JPEG, 1 CMYK, 1 EXIF-rotated, 1 corrupt, 1 truncated), "
                                 "unreadable 1")
 
 
@@ -290,9 +290,9 @@ def test_a_file_nvjpeg_refuses_but_pil_reads_is_decoded_on_the_cpu_path(tmp_path
 
 def test_route_counts_summary():
     counts = RouteCounts(["gpu"] * 770 + ["not a JPEG"] * 3 + ["EXIF-rotated", "CMYK"])
-    assert counts.summary() == "gpu 770, cpu 5 (3 not a JPEG, 1 CMYK, 1 EXIF-rotated)"
-    assert RouteCounts(["gpu"]).summary() == "gpu 1, cpu 0"
-    assert RouteCounts().summary() == "gpu 0, cpu 0"
+    assert counts.describe() == "gpu 770, cpu 5 (3 not a JPEG, 1 CMYK, 1 EXIF-rotated)"
+    assert RouteCounts(["gpu"]).describe() == "gpu 1, cpu 0"
+    assert RouteCounts().describe() == "gpu 0, cpu 0"
 
 
 @pytest.mark.parametrize("setting, device, expected", [

@@ -1,6 +1,6 @@
 """The selection rule: which candidate a head keeps, from its validation outcomes.
 
-`choose(correct, prior)` takes each candidate's per-image 0/1 outcomes on the same validation
+`choose(outcomes, prior)` takes each candidate's per-image 0/1 outcomes on the same validation
 images and returns the best candidate if it beats the `prior` candidate (the zero-shot
 classifier for the text-prior heads, the strongest regularisation for the linear probe) by
 more than SELECTION_Z standard errors in a paired comparison; else the prior.
@@ -45,20 +45,20 @@ class Choice:
         return (self.wins - self.losses - 1) / n ** 0.5 if n else 0.0
 
 
-def compare(correct: dict, prior: Hashable, z: float | None = None) -> Choice:
+def compare(outcomes: dict, prior: Hashable, z: float | None = None) -> Choice:
     """`choose`, with the figures behind the choice. Ties for the best go to the candidate
     listed first."""
-    if prior not in correct:
+    if prior not in outcomes:
         raise KeyError(f"the prior candidate {prior!r} has no validation outcomes")
     z = SELECTION_Z if z is None else z
-    best = max(correct, key=lambda c: float(correct[c].mean()))
-    diff = np.asarray(correct[best], dtype=float) - np.asarray(correct[prior], dtype=float)
+    best = max(outcomes, key=lambda c: float(outcomes[c].mean()))
+    diff = np.asarray(outcomes[best], dtype=float) - np.asarray(outcomes[prior], dtype=float)
     wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
     chosen = best if wins - losses - 1 > z * (wins + losses) ** 0.5 else prior
     return Choice(chosen, best, prior, wins, losses)
 
 
-def choose(correct: dict, prior: Hashable, z: float | None = None) -> Hashable:
+def choose(outcomes: dict, prior: Hashable, z: float | None = None) -> Hashable:
     """The candidate to keep: the best on validation when it beats `prior` by more than `z`
     (default SELECTION_Z) paired standard errors, else `prior` (see the module docstring)."""
-    return compare(correct, prior, z).chosen
+    return compare(outcomes, prior, z).chosen
