@@ -15,9 +15,10 @@ Near-duplicates (resized, re-encoded) need features; this is the exact, cheap fi
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+
+from .cache import file_sha256
 
 KINDS = ("small_class", "single_photo", "novel_without_test", "test_without_train",
          "duplicate_train", "duplicate_train_test")
@@ -31,15 +32,6 @@ class Finding:
     items: list = field(default_factory=list)
 
 
-def file_digest(path: str) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _examples(pairs: list[tuple[str, str]]) -> str:
     shown = "; ".join(f"{a} = {b}" for a, b in pairs[:SHOWN])
     return shown + (f"; and {len(pairs) - SHOWN} more (splits/summary.json)" if len(pairs) > SHOWN else "")
@@ -47,7 +39,7 @@ def _examples(pairs: list[tuple[str, str]]) -> str:
 
 def check_data(train: list[tuple[str, str]], test: list[tuple[str, str]], classes: list[str],
                novel: list[str], novel_tested: set[str], untrained_tests: dict[str, int],
-               min_per_class: int, digest=file_digest) -> list[Finding]:
+               min_per_class: int, digest=file_sha256) -> list[Finding]:
     """The findings (only kinds that found something) for the training photos `train` and
     the test photos `test` (path, label; trained and novel classes' alike), the trained
     `classes`, the `novel` ones and those of them with test photos, the test classes without
@@ -93,11 +85,8 @@ def check_data(train: list[tuple[str, str]], test: list[tuple[str, str]], classe
 
 def summarize(findings: list[Finding]) -> dict:
     """{kind: {"count", "items"}} for every kind, zero counts included (a stable layout)."""
-    by_kind = {f.kind: f for f in findings}
-    return {kind: {"count": len(by_kind[kind].items) if kind in by_kind else 0,
-                   "items": [list(i) if isinstance(i, tuple) else i for i in by_kind[kind].items]
-                   if kind in by_kind else []}
-            for kind in KINDS}
+    items = {f.kind: [list(i) if isinstance(i, tuple) else i for i in f.items] for f in findings}
+    return {kind: {"count": len(items.get(kind, [])), "items": items.get(kind, [])} for kind in KINDS}
 
 
 def shots_beyond(ks: list, class_sizes: list[int]) -> list:

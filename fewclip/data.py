@@ -90,7 +90,6 @@ class Found:
 
     paths: list[str]
     missing: list[str]
-    repeated: int  # files named again (twice on the command line, or also inside a named folder)
 
 
 def find_images(inputs: list[str], warn) -> Found:
@@ -115,13 +114,14 @@ def find_images(inputs: list[str], warn) -> Found:
             files = []
         for f in files:
             key = os.path.abspath(f)
-            repeated += key in seen
-            if key not in seen:
+            if key in seen:
+                repeated += 1
+            else:
                 seen.add(key)
                 found.append(f)
     if repeated:
         warn(f"{repeated} file(s) named more than once (or also inside a named folder): each classified once")
-    return Found(found, missing, repeated)
+    return Found(found, missing)
 
 
 def scan_folder(root: str | Path, check_images: bool = True) -> ImageFolder:

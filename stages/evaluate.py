@@ -59,10 +59,9 @@ def main() -> None:
                         "backbones; rerun `dvc repro`")
     test_proba = clf.head.predict_proba(test.features)
     m = classification_metrics(test.labels, test_proba, test.classes)
-    kept = saved["mode"] == "few" and clf.head.kept_zero_shot()
+    kept = clf.head.kept_zero_shot()  # also in zero mode, whose head is zero-shot CLIP
     report = {"classifier": {"mode": saved["mode"], "head": saved["head"]["name"], "chosen": clf.head.chosen(),
-                             "kept_zero_shot": clf.head.kept_zero_shot(),
-                             "uses_training_photos": saved["mode"] == "few" and not kept},
+                             "kept_zero_shot": kept, "uses_training_photos": not kept},
               "test": {"n_images": m["n"], "per_class": m["per_class"]}}
 
     g = None
