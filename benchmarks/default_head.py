@@ -57,7 +57,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for heads_real (run as a script)
 
 from fewclip.heads import HEADS, ZeroShotHead, make_head  # noqa: E402
-from fewclip.params import load_params  # noqa: E402
+from fewclip.pipeline.params import load_params  # noqa: E402
 from fewclip.shots import draw_shots  # noqa: E402
 
 TEXT_SETS = ("imagenet", "pets-24")

@@ -43,7 +43,7 @@ import numpy as np
 
 from fewclip.features import load_features
 from fewclip.heads import HEADS, ZeroShotHead, make_head
-from fewclip.params import load_params
+from fewclip.pipeline.params import load_params
 from fewclip.plots import shots_grid_png
 from fewclip.shots import draw_shots, summarize
 

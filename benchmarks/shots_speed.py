@@ -74,7 +74,7 @@ import sys, time, torch, numpy as np
 from threadpoolctl import threadpool_limits
 sys.path.insert(0, {str(ROOT)!r})
 from fewclip.features import load_features
-from fewclip.params import load_params
+from fewclip.pipeline.params import load_params
 from fewclip.shots import Features, shots_curve
 p = load_params({str(ROOT / 'params.yaml')!r}); cfg = p["shots"]
 sets = [load_features({str(features)!r} + f"/{{s}}.npz") for s in ("train", "val", "test")]

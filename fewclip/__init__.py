@@ -31,3 +31,18 @@ One module per concern:
 
 class UserError(Exception):
     """A problem with the user's input (data, params, model): printed as one line, no traceback."""
+
+
+class SettingError(UserError):
+    """A setting the library cannot use: its name as the library takes it (a function's or a
+    class's argument), its value, and what is allowed. The library knows nothing of
+    params.yaml or of command-line flags: the pipeline and the commands name their own key
+    or flag for it (`fewclip.pipeline.runner.run`)."""
+
+    def __init__(self, setting: str, value, problem: str):
+        self.setting, self.value, self.problem = setting, value, problem
+        super().__init__(f"{setting}={value!r}: {problem}")
+
+    def named(self, name: str) -> str:
+        """The message with `name` (a params key, a flag) for the setting."""
+        return f"{name}={self.value!r}: {self.problem}"

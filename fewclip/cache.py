@@ -38,9 +38,9 @@ import numpy as np
 TEMP_PREFIX = ".tmp-"
 # What turns an image file into the backbone's input: decoding (pixels), the CPU and GPU paths
 # and their preprocessing (decode), which file takes which path (routing), and the libraries
-# they decode, convert and resize with (CLIP's own transform is in openai-clip).
+# they decode, convert and resize with (a backbone family adds its own: `Backbone.libraries`).
 PIXEL_MODULES = ("pixels.py", "decode.py", "routing.py")
-PIXEL_LIBRARIES = ("pillow", "numpy", "torch", "torchvision", "openai-clip")
+PIXEL_LIBRARIES = ("pillow", "numpy", "torch", "torchvision")
 
 
 def code_identity(modules, libraries, *extra) -> str:
@@ -62,10 +62,11 @@ def code_identity(modules, libraries, *extra) -> str:
     return h.hexdigest()
 
 
-def pixels_identity(route: str, family: str) -> str:
+def pixels_identity(route: str, family: str, libraries=()) -> str:
     """The identity of the way files become the input of a backbone of `family` (its module
-    holds the preprocessing's constants) on decode route `route` ("cpu" or "gpu")."""
-    return code_identity((*PIXEL_MODULES, f"backbone/{family}.py"), PIXEL_LIBRARIES, "route", route)
+    holds the preprocessing's constants; `libraries`, its `Backbone.libraries`, the code of
+    its transform) on decode route `route` ("cpu" or "gpu")."""
+    return code_identity((*PIXEL_MODULES, f"backbone/{family}.py"), (*PIXEL_LIBRARIES, *libraries), "route", route)
 
 
 @contextmanager

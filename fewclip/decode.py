@@ -38,21 +38,31 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from . import UserError
+from . import SettingError, UserError
+from .backbone.base import RESIZE_SHORTER_CENTER_CROP
 from .pixels import BadImage, cannot_read, load_rgb
-from .params import DECODE_SETTINGS
 from .routing import CORRUPT, GPU, UNREADABLE, route
+from .settings import DECODE_SETTINGS
 
 
-def resolve_decode(setting: str, device) -> str:
-    """"gpu" or "cpu" for the `embed.decode` setting: "auto" picks the GPU on CUDA."""
+def resolve_decode(setting: str, device, resize=lambda: RESIZE_SHORTER_CENTER_CROP) -> str:
+    """"gpu" or "cpu" for the `embed.decode` setting: "auto" picks the GPU on CUDA when the
+    GPU path implements the backbone's resize rule (`resize()`, asked only then: it may load
+    the backbone), which is CLIP's."""
     on_cuda = torch.device(device).type == "cuda"
     if setting not in DECODE_SETTINGS:
-        raise UserError(f"params.yaml: embed.decode={setting!r} must be one of {', '.join(DECODE_SETTINGS)}")
+        raise SettingError("decode", setting, f"one of {', '.join(DECODE_SETTINGS)}")
     if setting == "gpu" and not on_cuda:
-        raise UserError(f"params.yaml: embed.decode: gpu needs CUDA, but the device is {device}; "
-                        "set embed.decode to auto or cpu")
-    return "gpu" if setting == "gpu" or (setting == "auto" and on_cuda) else "cpu"
+        raise SettingError("decode", setting, f"needs CUDA, but the device is {device}; use auto or cpu")
+    if setting == "cpu" or not on_cuda:
+        return "cpu"
+    rule = resize()
+    if rule != RESIZE_SHORTER_CENTER_CROP:
+        if setting == "gpu":
+            raise SettingError("decode", setting, f"the GPU path implements CLIP's resize ({RESIZE_SHORTER_CENTER_CROP}), "
+                               f"not this backbone's ({rule}); use auto or cpu")
+        return "cpu"
+    return "gpu"
 
 
 def _decode(tensors: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:

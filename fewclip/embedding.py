@@ -15,13 +15,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from . import UserError
+from . import SettingError
 from .cache import NoCache, file_sha256
-from .pixels import cannot_read
 from .decode import cpu_path, iter_batches, resolve_decode
-from .params import ENGINES
+from .pixels import cannot_read
 from .routing import RouteCounts
-
+from .settings import ENGINES
 
 class ImageFiles(Dataset):
     """Preprocessed images; a file that fails to decode yields a zero image and its error."""
@@ -43,7 +42,7 @@ def resolve_workers(num_workers, device) -> int:
     if num_workers == "auto":
         return 0 if getattr(device, "type", str(device)) == "cpu" else min(8, os.cpu_count() or 1)
     if not isinstance(num_workers, int) or num_workers < 0:
-        raise UserError(f"params.yaml: embed.num_workers={num_workers!r} must be 'auto' or a whole number >= 0")
+        raise SettingError("num_workers", num_workers, "'auto' or a whole number >= 0")
     return num_workers
 
 
@@ -109,7 +108,7 @@ def iter_embed(backbone, paths: list[str], batch_size: int = 64, num_workers: in
     which path each file took. `ahead` (default: on CUDA) prepares the next batch in a
     background thread while the model runs on this one (`prefetch`)."""
     resolution = backbone.resolution
-    if resolve_decode(decode, backbone.device) == "gpu":
+    if resolve_decode(decode, backbone.device, lambda: backbone.resize) == "gpu":
         batches = iter_batches(paths, resolution, backbone.preprocess, backbone.device, batch_size, num_workers,
                                backbone.mean, backbone.std)
     else:
@@ -175,7 +174,7 @@ def embed_cached(backbone, paths: list[str], cache, batch_size: int = 64, num_wo
     `RAY_ADDRESS` or a local Ray) in one `fewclip.ray_engine.embed_ray` call, and stores what
     comes back; the driver does not load the backbone (`decode` applies to "local" only)."""
     if engine not in ENGINES:
-        raise UserError(f"params.yaml: embed.engine={engine!r} must be one of {', '.join(ENGINES)}")
+        raise SettingError("engine", engine, f"one of {', '.join(ENGINES)}")
     stats = stats if stats is not None else CacheStats()
     errors = [""] * len(paths)
     keys: list[str | None] = []

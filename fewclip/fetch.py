@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from . import UserError
-from .params import run
+from .pipeline.runner import run
 
 
 def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -29,10 +29,10 @@ from pathlib import Path
 from . import UserError
 from .backbone import LazyBackbone
 from .data import find_images
-from .decode import resolve_decode
-from .embedding import embed_images, resolve_workers
+from .decode import DECODE_SETTINGS, resolve_decode
+from .embedding import ENGINES, embed_images, resolve_workers
 from .openvocab import load_classifier
-from .params import DECODE_SETTINGS, ENGINES, run
+from .pipeline.runner import run
 from .plots import contact_sheet, sheet_format
 from .prompts import text_classifier
 
@@ -60,6 +60,11 @@ def same_name(name: str) -> str:
     """A class name as prompts read it (`_` a space, case and spacing ignored), to find a
     class given twice in two spellings."""
     return " ".join(name.replace("_", " ").split()).casefold()
+
+
+# the library's setting names, as this command's flags (fewclip.pipeline.runner.run)
+FLAGS = {"device": "--device", "decode": "--decode", "engine": "--engine", "model": "--model",
+         "batch_size": "--batch-size", "templates": "the classifier's templates"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     feats, errors = embed_images(backbone, paths, args.batch_size,
                                  resolve_workers("auto", backbone.device), desc="predict",
                                  progress=sys.stderr.isatty(),
-                                 decode=resolve_decode(args.decode, backbone.device) if args.engine == "local" else "cpu",
+                                 decode=resolve_decode(args.decode, backbone.device, lambda: backbone.resize) if args.engine == "local" else "cpu",
                                  engine=args.engine, address=args.address)
     ok = [i for i, e in enumerate(errors) if not e]
     for path, err in zip(paths, errors):
@@ -157,4 +162,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, FLAGS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch.nn.functional as F
 
-from . import UserError
+from . import SettingError, UserError
 from .cache import code_identity, text_key
 
 
@@ -27,10 +27,10 @@ def class_prompt_name(folder: str) -> str:
 
 def check_templates(templates: list[str]) -> list[str]:
     if not templates:
-        raise UserError("params.yaml: embed.templates is empty; give at least one, such as 'a photo of a {}.'")
+        raise SettingError("templates", templates, "empty; give at least one, such as 'a photo of a {}.'")
     bad = [t for t in templates if not isinstance(t, str) or t.count("{}") != 1]
     if bad:
-        raise UserError(f"params.yaml: each prompt template needs exactly one '{{}}' for the class name: {bad}")
+        raise SettingError("templates", bad, "each prompt template needs exactly one '{}' for the class name")
     return list(templates)
 
 
@@ -48,7 +48,7 @@ def class_prompts(classes: list[str], names: dict | None = None) -> dict[str, li
         elif isinstance(given, list) and given and all(isinstance(g, str) and g.strip() for g in given):
             out[c] = list(given)
         else:
-            raise UserError(f"params.yaml: classes.prompts.{c} must be a name or a list of names, not {given!r}")
+            raise SettingError("prompts", {c: given}, "each class needs a name or a list of names")
     return out
 
 
@@ -81,9 +81,8 @@ def check_lengths(backbone, class_name: str, texts: list[str]) -> None:
     for text in texts:
         n = backbone.count_tokens(text)
         if n > backbone.context_length:
-            raise UserError(f"params.yaml: the prompt {text!r} of class {class_name!r} is {n} tokens long; the "
-                            f"text encoder reads at most {backbone.context_length}: shorten "
-                            f"classes.prompts.{class_name} or embed.templates")
+            raise UserError(f"the prompt {text!r} of class {class_name!r} is {n} tokens long; the text encoder "
+                            f"reads at most {backbone.context_length}: shorten the class's names or the templates")
 
 
 def logit_scale(backbone, cache=None) -> float:

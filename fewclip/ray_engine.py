@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import UserError
+from . import SettingError, UserError
 from .pixels import cannot_read
 from .decode import cpu_path
 
@@ -153,13 +153,13 @@ def _init(ray, address) -> None:
         try:
             socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=10).close()
         except (OSError, ValueError) as e:
-            raise UserError(f"embed.engine: ray cannot reach the Ray cluster at {target!r} "
+            raise UserError(f"Ray cannot reach the Ray cluster at {target!r} "
                             f"({getattr(e, 'strerror', None) or e})") from None
     try:
         ray.init(address=address)
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"embed.engine: ray cannot reach the Ray cluster at "
+        raise UserError(f"Ray cannot reach the Ray cluster at "
                         f"{target or 'a new local Ray'!r} ({reason})") from None
 
 
@@ -169,14 +169,14 @@ def _resources(ray, device: str, num_actors):
     gpus, cpus = int(total.get("GPU", 0)), int(total.get("CPU", 0))
     node_cpus = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]] or [0])
     if device.startswith("cuda") and not gpus:
-        raise UserError(f"params.yaml: embed.device={device!r} but the Ray cluster has no GPUs")
+        raise SettingError("device", device, "the Ray cluster has no GPUs")
     if num_actors is not None and (not isinstance(num_actors, int) or num_actors < 1):
-        raise UserError(f"embed.engine: ray: num_actors={num_actors!r} must be a whole number >= 1")
+        raise SettingError("num_actors", num_actors, "must be a whole number >= 1")
     if device != "cpu" and gpus:
         per_cpu = max(1, min(MAX_CPUS_PER_GPU_ACTOR, cpus // gpus))
         return "cuda", num_actors or gpus, per_cpu, 1
     if not cpus:
-        raise UserError("embed.engine: ray: the Ray cluster has no CPUs to run on")
+        raise UserError("the Ray cluster has no CPUs to run on")
     per_cpu = max(1, min(CPUS_PER_ACTOR, node_cpus))
     return "cpu", num_actors or max(1, cpus // per_cpu), per_cpu, 0
 

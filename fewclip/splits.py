@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import UserError, checks
+from . import SettingError, UserError, checks
 from .data import ImageFolder, scan_folder
 
 
@@ -19,7 +19,7 @@ def stratified_split(samples: list[tuple[str, str]], val_fraction: float, seed: 
     class with at least two images keeps one for training and (`val_fraction > 0`) gives one
     to validation."""
     if not 0 <= val_fraction < 1:
-        raise UserError(f"params.yaml: split.val_fraction={val_fraction} must be in [0, 1)")
+        raise SettingError("val_fraction", val_fraction, "must be in [0, 1)")
     rng = np.random.default_rng(seed)
     by_class: dict[str, list[str]] = {}
     for path, label in sorted(samples):
@@ -92,14 +92,14 @@ def make_splits(train_dir: str | Path, test_dir: str | Path, zero_shot_dir: str 
     novel = list(novel)
     trained_novel = sorted(set(novel) & set(train.classes))
     if trained_novel:
-        raise UserError(f"params.yaml: classes.novel {trained_novel} have training folders in {train.root}; "
-                        "a novel class is known by name only")
+        raise SettingError("novel", trained_novel, f"these classes have training folders in {train.root}; "
+                           "a novel class is known by name only")
     if zero:
         stray = sorted(set(zero.classes) - set(novel))
         if stray:
             raise UserError(f"{zero.root}: test class(es) {stray} are neither trained (no folder in "
-                            f"{train.root}) nor novel (params.yaml classes.novel: {novel}); "
-                            "add them to classes.novel or remove the folders")
+                            f"{train.root}) nor novel (the novel classes: {novel}); "
+                            "list them as novel classes or remove the folders")
     tested = [(p, c) for p, c in test.samples if c not in untrained]
     zero_samples = zero.samples if zero else []
     findings = checks.check_data(train.samples, tested + zero_samples, train.classes, novel,

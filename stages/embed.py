@@ -6,12 +6,6 @@ from the per-image feature cache where it has them; the backbone is loaded only 
 image or a class's prompts are not cached yet.
 """
 
-import gc
-
-# paused until fewclip.params.run (which freezes what the imports made): imports make no
-# garbage, and collecting during them costs a fifth of their time (0.8 s with torch)
-gc.disable()
-
 import json
 import sys
 import time
@@ -26,7 +20,8 @@ from fewclip.splits import read_list
 from fewclip.decode import resolve_decode
 from fewclip.embedding import CacheStats, embed_cached, resolve_workers
 from fewclip.features import FeatureSet, TextFeatures, save_features, save_text
-from fewclip.params import load_params, run
+from fewclip.pipeline.params import load_params
+from fewclip.pipeline.runner import run
 from fewclip.prompts import logit_scale, text_classifier
 
 SPLITS = ("train", "val", "test", "zero_shot")
@@ -43,12 +38,12 @@ def main() -> None:
     start = time.perf_counter()
     backbone = LazyBackbone(p["model"], device=e["device"], download_root=e["cache_dir"], remote=e["engine"] == "ray")
     workers = resolve_workers(e["num_workers"], backbone.device)
-    decode = resolve_decode(e["decode"], backbone.device)
+    decode = resolve_decode(e["decode"], backbone.device, lambda: backbone.resize)
     if e["feature_cache"]:
         # Ray's actors decode on the CPU path, whatever this machine would do
         route = "cpu" if e["engine"] == "ray" else decode
         cache = FeatureCache(e["feature_cache"], backbone.sha256, str(backbone.dtype).removeprefix("torch."),
-                             pixels_identity(route, backbone.family))
+                             pixels_identity(route, backbone.family, backbone.libraries))
         stale = cache.prune_temp() if cache.dir.is_dir() else 0
         cache.touch()
         print(f"embed: feature cache {cache.dir}" + (f" (removed {stale} partial entries of a killed run)" if stale else ""))

@@ -14,12 +14,6 @@ mistakes.jpg (the most confident wrong predictions on the test photos) and gzsl_
 trained classes' and the novel classes') over every class.
 """
 
-import gc
-
-# paused until fewclip.params.run (which freezes what the imports made): imports make no
-# garbage, and collecting during them costs a fifth of their time (0.8 s with torch)
-gc.disable()
-
 import json
 import sys
 from pathlib import Path
@@ -31,7 +25,7 @@ from fewclip import UserError
 from fewclip.features import load_features
 from fewclip.metrics import classification_metrics, gzsl_metrics
 from fewclip.openvocab import load_classifier
-from fewclip.params import run
+from fewclip.pipeline.runner import run
 from fewclip.plots import (confusion_matrix_png, confusion_records, contact_sheet, gallery_count, message_png,
                            mistakes, model_label)
 from fewclip.shots import curve_metrics

@@ -8,12 +8,6 @@ whether it came from the fit cache, `shots.fit_cache`, with the seconds of its f
 and <png>. None of it is a DVC metric: the table is too wide to compare experiments by.
 """
 
-import gc
-
-# paused until fewclip.params.run (which freezes what the imports made): imports make no
-# garbage, and collecting during them costs a fifth of their time (0.8 s with torch)
-gc.disable()
-
 import csv
 import json
 import sys
@@ -26,7 +20,9 @@ from tqdm import tqdm
 from fewclip.cache import FitCache
 from fewclip.checks import shots_beyond
 from fewclip.features import load_features, load_text
-from fewclip.params import load_params, run
+from fewclip.heads import HEADS
+from fewclip.pipeline.params import load_params
+from fewclip.pipeline.runner import run
 from fewclip.plots import model_label, shots_curve_png
 from fewclip.shots import Features, curve_records, fit_plan, fit_processes, shots_curve, summarize
 
@@ -35,7 +31,7 @@ def main() -> None:
     features = Path(sys.argv[1] if len(sys.argv) > 1 else "features")
     out = Path(sys.argv[2] if len(sys.argv) > 2 else "metrics/shots")
     png = Path(sys.argv[3] if len(sys.argv) > 3 else "plots/shots.png")
-    p = load_params()
+    p = load_params(heads=HEADS)
     cfg = p["shots"]
     sets = {s: load_features(features / f"{s}.npz") for s in ("train", "val", "test")}
     text_file = load_text(features / "text.npz")

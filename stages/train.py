@@ -7,12 +7,6 @@ then every epoch of a head that trains in epochs (mlp, tip-adapter-f, zs-linear)
 step of a closed-form head (gda, linear, ncm, tip-adapter). In zero mode only epoch 0.
 """
 
-import gc
-
-# paused until fewclip.params.run (which freezes what the imports made): imports make no
-# garbage, and collecting during them costs a fifth of their time (0.8 s with torch)
-gc.disable()
-
 import sys
 from pathlib import Path
 
@@ -20,9 +14,10 @@ import numpy as np
 from dvclive import Live
 
 from fewclip.features import load_features, load_text
-from fewclip.heads import ZeroShotHead, fit_imports, make_head, one_thread
+from fewclip.heads import HEADS, ZeroShotHead, fit_imports, make_head, one_thread
 from fewclip.openvocab import save_classifier
-from fewclip.params import load_params, run
+from fewclip.pipeline.params import load_params
+from fewclip.pipeline.runner import run
 
 
 def accuracy_and_loss(head, *splits) -> dict:
@@ -41,7 +36,7 @@ def main() -> None:
     features = Path(sys.argv[1] if len(sys.argv) > 1 else "features")
     model_out = Path(sys.argv[2] if len(sys.argv) > 2 else "models/classifier.pt")
     live_dir = sys.argv[3] if len(sys.argv) > 3 else "metrics/train"
-    p = load_params()
+    p = load_params(heads=HEADS)
     mode = p["mode"]
     train, val = load_features(features / "train.npz"), load_features(features / "val.npz")
     text = load_text(features / "text.npz")

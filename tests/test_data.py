@@ -210,7 +210,7 @@ def test_a_valid_layout_is_split_and_summarised(tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("empty class", "train: class folder(s) ['bench'] hold no usable image"),
-    ("novel with photos", "classes.novel ['red_circle'] have training folders in"),
+    ("novel with photos", "novel=['red_circle']: these classes have training folders in"),
     ("zero-shot class not novel", "zs: test class(es) ['purple_circle'] are neither trained"),
 ])
 def test_layout_rules_name_the_folder_and_the_classes(tmp_path, case, message):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
 
-from fewclip import UserError, decode
+from fewclip import SettingError, UserError, decode
 from fewclip.pixels import load_rgb
 from fewclip.backbone.openai import MEAN, STD
 from fewclip.decode import decode_jpegs, iter_batches, preprocess_batch, preprocess_tensor, resolve_decode
@@ -303,12 +303,23 @@ def test_resolve_decode(setting, device, expected):
 
 
 @pytest.mark.parametrize("setting, device, message", [
-    ("gpu", "cpu", "embed.decode: gpu needs CUDA"), ("gpu", torch.device("cpu"), "embed.decode: gpu needs CUDA"),
-    ("fast", "cuda", "embed.decode='fast' must be one of auto, cpu, gpu")])
+    ("gpu", "cpu", "^decode='gpu': needs CUDA"), ("gpu", torch.device("cpu"), "^decode='gpu': needs CUDA"),
+    ("fast", "cuda", "^decode='fast': one of auto, cpu, gpu")])
 def test_resolve_decode_refuses_with_one_line(setting, device, message):
-    with pytest.raises(UserError, match=message) as e:
+    with pytest.raises(SettingError, match=message) as e:
         resolve_decode(setting, device)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and e.value.setting == "decode"
+
+
+def test_the_gpu_path_only_takes_backbones_that_resize_as_clip():
+    """An open_clip model may resize otherwise (squash, bilinear): auto keeps the CPU path,
+    an explicit gpu is refused; the rule is asked for only on CUDA (asking may load the model)."""
+    asked = []
+    other = lambda: asked.append(1) or "bilinear resize, mode 'squash', to 224"  # noqa: E731
+    assert resolve_decode("auto", "cpu", other) == "cpu" and not asked
+    assert resolve_decode("auto", "cuda", other) == "cpu" and asked
+    with pytest.raises(SettingError, match="not this backbone's .bilinear resize"):
+        resolve_decode("gpu", "cuda", other)
 
 
 def test_the_embed_path_with_gpu_decoding_gives_the_cpu_paths_features(tiny_checkpoint, tmp_path, monkeypatch):
@@ -327,7 +338,7 @@ def test_the_embed_path_with_gpu_decoding_gives_the_cpu_paths_features(tiny_chec
     paths += [str(tmp_path / "as.png"), str(tmp_path / "cut.jpg")]
     bb = load_backbone(str(tiny_checkpoint), device="cpu")
     cpu, cpu_errors = embed_images(bb, paths, batch_size=5, progress=False)
-    monkeypatch.setattr("fewclip.embedding.resolve_decode", lambda setting, device: "gpu")
+    monkeypatch.setattr("fewclip.embedding.resolve_decode", lambda setting, device, resize=None: "gpu")
     stats = CacheStats()
     gpu, gpu_errors = embed_cached(bb, paths, NoCache(), batch_size=5, progress=False, stats=stats, decode="gpu")
     assert gpu_errors == cpu_errors and cpu_errors[-1] and not any(cpu_errors[:-1])
@@ -402,7 +413,7 @@ def test_switching_the_decode_route_embeds_anew(tiny_checkpoint, tmp_path, monke
         return feats, stats
 
     cpu, first = run("cpu")
-    monkeypatch.setattr("fewclip.embedding.resolve_decode", lambda setting, device: setting)
+    monkeypatch.setattr("fewclip.embedding.resolve_decode", lambda setting, device, resize=None: setting)
     gpu, switched = run("gpu")
     assert (first.embedded, switched.embedded, switched.cached) == (len(paths), len(paths), 0)
     fresh, _ = embed_cached(bb, paths, NoCache(), batch_size=4, progress=False, decode="gpu")

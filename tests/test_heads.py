@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewclip import UserError
+from fewclip import SettingError
 from fewclip.heads import MLPHead, ZeroShotHead, class_balanced_sampler, make_head
 
 
@@ -78,10 +78,11 @@ def test_zero_shot_head_classifies_by_the_nearest_text_feature():
 
 
 def test_make_head_rejects_unknown_heads_and_params():
-    with pytest.raises(UserError, match="head='svm' is not one of mlp"):
+    """The library's own words: the setting as it takes it, no params.yaml key."""
+    with pytest.raises(SettingError, match="^head='svm': one of mlp, linear"):
         make_head("svm", {})
-    with pytest.raises(UserError, match="heads.mlp: unknown setting.s. depth .allowed: hidden, dropout"):
+    with pytest.raises(SettingError, match=r"^mlp settings=\['depth'\]: not settings of this head \(it has hidden, dropout"):
         make_head("mlp", {"depth": 3})
     x, y, _ = gaussian_classes(4)
-    with pytest.raises(UserError, match="sampler='balanced' is not one of weighted, uniform"):
+    with pytest.raises(SettingError, match="^sampler='balanced': one of weighted, uniform"):
         make_head("mlp", {"sampler": "balanced"}).fit(x, y)

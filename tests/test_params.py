@@ -6,8 +6,9 @@ import copy
 import pytest
 import yaml
 
-from fewclip import UserError
-from fewclip.params import check_params, load_params
+from fewclip import SettingError, UserError
+from fewclip.heads import HEADS
+from fewclip.pipeline.params import check_params, load_params
 from helpers import ROOT
 
 GOOD = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -17,7 +18,7 @@ def fault(change) -> str:
     params = copy.deepcopy(GOOD)
     change(params)
     with pytest.raises(UserError) as e:
-        check_params(params)
+        check_params(params, heads=HEADS)
     message = str(e.value)
     assert message.startswith("params.yaml: ") and message.splitlines()[-1] == RESTORE
     return message
@@ -101,26 +102,29 @@ def test_unreadable_files_are_named(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
-def test_run_collects_again_and_freezes_what_the_imports_made():
-    """Stage scripts pause the garbage collector while they import; `run` turns it back on
-    and freezes what exists (not traversed by any collection, nor at exit); a UserError is
-    one line on stderr and exit code 1."""
+def test_run_freezes_what_the_imports_made_and_names_settings_as_the_caller_does(capsys):
+    """`run` freezes what exists (not traversed by any collection, nor at exit); a UserError is
+    one line on stderr and exit code 1, a library SettingError named as params key or flag."""
     import gc
 
-    from fewclip.params import run
+    from fewclip.pipeline.runner import run
 
     seen = {}
-    gc.disable()
     try:
-        run(lambda: seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count()))
-        assert seen["enabled"] and seen["frozen"] > 0
+        run(lambda: seen.update(frozen=gc.get_freeze_count()))
+        assert seen["frozen"] > 0
         with pytest.raises(SystemExit) as exit_:
-            run(lambda: (_ for _ in ()).throw(UserError("params.yaml: something is off")))
-        assert exit_.value.code == 1
+            run(lambda: (_ for _ in ()).throw(UserError("something is off")))
+        assert exit_.value.code == 1 and capsys.readouterr().err == "error: something is off\n"
+        bad = SettingError("decode", "gpu", "needs CUDA")
+        for names, shown in ((None, "params.yaml: embed.decode='gpu': needs CUDA"),
+                             ({"decode": "--decode"}, "--decode='gpu': needs CUDA"), ({}, "decode='gpu': needs CUDA")):
+            with pytest.raises(SystemExit):
+                run(lambda: (_ for _ in ()).throw(bad), names)
+            assert capsys.readouterr().err == f"error: {shown}\n"
         with pytest.raises(SystemExit) as exit_:  # a command's own exit status (predict's 1)
             run(lambda: 3)
         assert exit_.value.code == 3
         run(lambda: 0)  # 0 and None return normally
     finally:
         gc.unfreeze()
-        gc.enable()

@@ -65,7 +65,7 @@ def test_unknown_model_name_stops_embed(project):
     run_stage(project, "split")
     set_params(project, model="ViT-Q/99")
     msg = stage_error(project, "embed")
-    assert "model 'ViT-Q/99' is neither a CLIP model name" in msg and "set `model` in params.yaml" in msg
+    assert "params.yaml: model='ViT-Q/99': neither a CLIP model name" in msg
 
 
 def test_class_whose_every_image_fails_to_decode_stops_embed(project, tiny_checkpoint):
@@ -89,9 +89,23 @@ def test_a_mode_that_does_not_exist(project):
 
 @pytest.mark.parametrize("stage", ["split", "embed", "train", "shots"])
 def test_every_stage_checks_every_key_before_work(project, stage):
-    """`dvc repro -s <stage>` is covered too: each stage checks the whole file first."""
-    set_params(project, **{"heads.gda.alphas": [1, -2]})
-    assert "heads.gda.alphas[1]=-2: must be greater than 0" in stage_error(project, stage)
+    """`dvc repro -s <stage>` is covered too: each stage checks the whole file first (the heads'
+    groups where it uses heads: split and embed do not import them)."""
+    set_params(project, **{"shots.seeds": 0})
+    assert "shots.seeds=0: must be greater than or equal to 1" in stage_error(project, stage)
+    if stage in ("train", "shots"):
+        set_params(project, **{"shots.seeds": 1, "heads.gda.alphas": [1, -2]})
+        assert "heads.gda.alphas[1]=-2: must be greater than 0" in stage_error(project, stage)
+
+
+def test_the_params_stage_checks_the_heads_and_the_model_name(project):
+    set_params(project, **{"heads.gda.alphas": [1, -2], "head": "svm", "model": "open_clip:ViT-B-32"})
+    proc = sh("python", "-m", "fewclip.pipeline.check", "params.yaml", cwd=project, check=False)
+    assert proc.returncode == 1
+    assert "heads.gda.alphas[1]=-2: must be greater than 0" in proc.stderr and "head='svm' is not allowed" in proc.stderr
+    set_params(project, **{"heads.gda.alphas": [1, 2], "head": "gda"})
+    proc = sh("python", "-m", "fewclip.pipeline.check", "params.yaml", cwd=project, check=False)
+    assert proc.returncode == 1 and "error: params.yaml: model='open_clip:ViT-B-32': an open_clip name is" in proc.stderr
 
 
 def test_the_ray_engine_needs_an_explicit_device(project):
@@ -100,5 +114,5 @@ def test_the_ray_engine_needs_an_explicit_device(project):
     set_params(project, **{"embed.engine": "ray"})
     message = "params.yaml: embed: with engine: ray, device must be cpu or cuda"
     assert message in stage_error(project, "split")
-    proc = sh("python", "-m", "fewclip.params", "params.yaml", cwd=project, check=False)
+    proc = sh("python", "-m", "fewclip.pipeline.check", "params.yaml", cwd=project, check=False)
     assert proc.returncode == 1 and message in proc.stderr

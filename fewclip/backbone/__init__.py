@@ -1,9 +1,11 @@
 """Backbones: the interface (`base.Backbone`), the families, and loading one by name.
 
-A family is a module with `known(name)`, `model_sha256(name)`, `tokenizer()` and
+A family is a module with `known(name)`, `check_name(name)`, `model_sha256(name)`, `tokenizer(name)`, `LIBRARIES`
+(the distributions its preprocessing comes from, for the feature cache's key) and
 `load(name, device, download_root, sha256)`; `FAMILIES` lists them in the order they are
-asked whether a name is theirs. `openai` (the `clip` package: CLIP model names and
-checkpoint files) is the only one today.
+asked whether a name is theirs, the name's scheme deciding: `open_clip` (`open_clip:...`
+names, the optional open_clip package) and `openai` (the `clip` package: CLIP model names
+and checkpoint files), which also says what is wrong with a name nobody knows.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import time
 
 import torch
 
-from .. import UserError
-from . import openai
+from .. import SettingError
+from . import open_clip, openai
 from .base import Backbone, Tokenizer
 
-FAMILIES = (openai,)
+FAMILIES = (open_clip, openai)
 DEFAULT_CACHE = "~/.cache/clip"
 
-__all__ = ["Backbone", "DEFAULT_CACHE", "FAMILIES", "LazyBackbone", "Tokenizer", "family_of", "load_backbone",
+__all__ = ["Backbone", "DEFAULT_CACHE", "FAMILIES", "LazyBackbone", "Tokenizer", "check_name", "family_of", "load_backbone",
            "model_sha256", "resolve_device"]
 
 
@@ -28,7 +30,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"params.yaml: embed.device={device!r} but CUDA is not available here")
+        raise SettingError("device", device, "CUDA is not available here; use auto or cpu")
     return torch.device(device)
 
 
@@ -38,6 +40,12 @@ def family_of(name: str):
         if family.known(name):
             return family
     return FAMILIES[-1]
+
+
+def check_name(name: str) -> None:
+    """One UserError unless some family can load a model of this name (its form, and what can be
+    known without the weights: the file exists, the architecture and tag are open_clip's)."""
+    family_of(name).check_name(name)
 
 
 def model_sha256(name: str) -> str:
@@ -74,9 +82,15 @@ class LazyBackbone(Backbone):
         self.family = self._family.__name__.rsplit(".", 1)[-1]
         self.sha256 = self._family.model_sha256(name)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        self.tokenizer = self._family.tokenizer()
+        self.libraries = self._family.LIBRARIES
+        self.tokenizer = self._family.tokenizer(name)
         self.loaded: Backbone | None = None
         self.load_seconds = 0.0
+
+    @property
+    def resize(self) -> str:
+        """The family's resize rule where it is one for all its models, else the model's."""
+        return getattr(self._family, "RESIZE", None) or self.load().resize
 
     def load(self) -> Backbone:
         if self.loaded is None:

@@ -5,7 +5,7 @@ so that nothing outside its family's module reads the model's internals:
 
 - identity: `name` (the `model` param as given), `sha256` (the checkpoint's, or the
   published checksum of a named model: cache keys and the classifier artefact use it),
-  `family`, `device`, `dtype`;
+  `family`, `libraries` (what its preprocessing comes from), `device`, `dtype`;
 - its input: `resolution`, `mean` and `std` (per RGB channel), `resize` (the rule, in words:
   the GPU decode path implements it, `fewclip.decode`), and `preprocess` (the CPU path's
   transform of a PIL image to a (3, resolution, resolution) tensor: a small picklable
@@ -44,6 +44,7 @@ class Backbone:
     """The interface (see the module docstring); a family subclasses it."""
 
     family = ""
+    libraries: tuple[str, ...] = ()  # the distributions its preprocessing comes from
     name: str
     sha256: str
     device: torch.device

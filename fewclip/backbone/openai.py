@@ -28,9 +28,9 @@ with warnings.catch_warnings():  # clip imports pkg_resources, which warns on im
     from clip.clip import _MODELS, _transform
     from clip.model import CLIP, build_model
 
-from .. import UserError
+from .. import SettingError, UserError
 from ..cache import file_sha256
-from .base import Backbone, Tokenizer
+from .base import RESIZE_SHORTER_CENTER_CROP, Backbone, Tokenizer
 
 DOWNLOAD_TIMEOUT_S = 60
 
@@ -41,8 +41,12 @@ STD = (0.26862954, 0.26130258, 0.27577711)
 CONTEXT_LENGTH = 77  # tokens every OpenAI CLIP text encoder reads, start and end included
 
 
+LIBRARIES = ("openai-clip",)  # its preprocessing: `clip.clip._transform`
+RESIZE = RESIZE_SHORTER_CENTER_CROP  # every OpenAI model's
+
+
 @functools.lru_cache(maxsize=1)
-def tokenizer() -> Tokenizer:
+def tokenizer(name: str = "") -> Tokenizer:
     """CLIP's BPE tokenizer (the same for every OpenAI model), without loading any weights."""
     from clip.simple_tokenizer import SimpleTokenizer
 
@@ -61,13 +65,14 @@ class OpenAIClip(Backbone):
     """A frozen OpenAI CLIP (`clip.model.CLIP`) in eval mode."""
 
     family = "openai"
+    libraries = LIBRARIES
     mean, std = MEAN, STD
 
     def __init__(self, model: CLIP, name: str, sha256: str, device: torch.device):
         self.model, self.name, self.sha256, self.device = model, name, sha256, device
         self.resolution = int(model.visual.input_resolution)
         self.dim = int(model.text_projection.shape[1])
-        self.tokenizer = tokenizer()
+        self.tokenizer = tokenizer(name)
         self.preprocess = _transform(self.resolution)
 
     @property
@@ -98,16 +103,20 @@ def known(name: str) -> bool:
     return name in _MODELS or os.path.isfile(os.path.expanduser(name))
 
 
+def check_name(name: str) -> None:
+    """One UserError unless `name` is a CLIP model name or an existing file."""
+    if not known(name):
+        raise SettingError("model", name, f"neither a CLIP model name ({', '.join(clip.available_models())}), nor an "
+                           "existing checkpoint file, nor an open_clip name (open_clip:<architecture>:<tag or file>)")
+
+
 def model_sha256(name: str) -> str:
     """The SHA-256 that identifies a backbone, without loading it: the published checksum of
     a CLIP model name (`clip.load` verifies its download against it), or a checkpoint file's."""
     if name in _MODELS:
         return _MODELS[name].split("/")[-2]
-    if os.path.isfile(os.path.expanduser(name)):
-        return file_sha256(os.path.expanduser(name))
-    raise UserError(
-        f"model {name!r} is neither a CLIP model name ({', '.join(clip.available_models())}) "
-        "nor an existing checkpoint file; set `model` in params.yaml to one of those")
+    check_name(name)
+    return file_sha256(os.path.expanduser(name))
 
 
 def load(name: str, device: torch.device, download_root: str, sha256: str) -> OpenAIClip:
@@ -135,8 +144,8 @@ def _load_named(name: str, device: torch.device, root: str):
         raise UserError(
             f"cannot load CLIP model {name!r}: no verified copy of {filename} in {root} and the "
             f"download failed ({reason}); on a machine without internet, copy {filename} into "
-            f"{root} or set `model` in params.yaml to the checkpoint's path; to try the pipeline without "
-            "real weights (timings, not accuracy): `python benchmarks/random_checkpoint.py ViT-B/32 "
+            f"{root} or use the checkpoint's path as the model; to try the pipeline without real "
+            "weights (timings, not accuracy): `python benchmarks/random_checkpoint.py ViT-B/32 "
             f"/tmp/random.pt`, then `dvc exp run -S model=/tmp/random.pt`") from None
     finally:
         socket.setdefaulttimeout(previous)

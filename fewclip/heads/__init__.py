@@ -3,7 +3,9 @@
 Heads (the `head` param): `mlp` (the original project's), `linear` (logistic regression),
 `ncm` (nearest class mean), `tip-adapter` and `tip-adapter-f`, `gda`, `zs-linear`; the last
 four use CLIP's zero-shot text classifier as a prior. `ZeroShotHead` is `mode: zero`. A new
-head is one `Head` subclass listed in HEADS (and its params in `fewclip.params`).
+head is one module with a `@register`ed `Head` subclass, whose `__init__` signature declares
+its settings, and one import line below; the params schema is assembled from `HEADS`, so
+`params.yaml` needs only its block under `heads:`.
 
 `save_head` / `load_head` turn a fitted head into a plain dict (its name, its params and its
 declared fitted state: tensors and plain values) and back, so the trained artefact does not
@@ -16,8 +18,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .. import UserError
-from .base import Head, NotFittedError, one_thread, preload
+from .. import SettingError
+from .base import HEADS, SUPPLIED, Head, NotFittedError, one_thread, preload, register
+# The registry: importing a head's module lists its heads in HEADS (`@register`), in this order.
+from . import mlp, linear, prototypes, gda, zs_linear  # noqa: E402, I001  (one line per module)
 from .gda import GDA
 from .linear import LinearProbe
 from .mlp import SAMPLERS, MLPHead, class_balanced_sampler
@@ -26,12 +30,10 @@ from .selection import SELECTION_Z, Choice, choose, compare
 from .zero_shot import ZeroShotHead
 from .zs_linear import ZSLinear
 
-HEADS: dict[str, type[Head]] = {cls.name: cls for cls in (
-    MLPHead, LinearProbe, NearestMean, TipAdapter, TipAdapterF, GDA, ZSLinear)}
-
-__all__ = ["HEADS", "SAMPLERS", "SELECTION_Z", "Choice", "GDA", "Head", "LinearProbe", "MLPHead", "NearestMean",
-           "NotFittedError", "TipAdapter", "TipAdapterF", "ZSLinear", "ZeroShotHead", "choose",
-           "class_balanced_sampler", "compare", "fit_imports", "load_head", "make_head", "one_thread", "preload", "save_head"]
+__all__ = ["HEADS", "SAMPLERS", "SELECTION_Z", "SUPPLIED", "Choice", "GDA", "Head", "LinearProbe", "MLPHead",
+           "NearestMean", "NotFittedError", "TipAdapter", "TipAdapterF", "ZSLinear", "ZeroShotHead", "choose",
+           "class_balanced_sampler", "compare", "fit_imports", "load_head", "make_head", "one_thread", "preload",
+           "register", "save_head"]
 
 
 def fit_imports(names) -> list[str]:
@@ -42,21 +44,20 @@ def fit_imports(names) -> list[str]:
 
 def make_head(name: str, head_params: dict | None = None, text_features=None, logit_scale: float = 100.0,
               seed: int = 0) -> Head:
-    """A few-shot head by its `head` param name, configured from its `heads.<name>` params;
-    a head that `needs_text` also gets the class text features and CLIP's logit scale, one
+    """A few-shot head by its name, configured with its `settings()` (`head_params`); a head
+    that `needs_text` also gets the class text features and the backbone's logit scale, one
     that `uses_seed` the seed."""
     if name not in HEADS:
-        raise UserError(f"params.yaml: head={name!r} is not one of {', '.join(HEADS)}")
+        raise SettingError("head", name, f"one of {', '.join(HEADS)}")
     cls = HEADS[name]
     kwargs = dict(head_params or {})
+    unknown = sorted(set(kwargs) - set(cls.settings()))
+    if unknown:
+        raise SettingError(f"{name} settings", unknown, f"not settings of this head (it has {', '.join(cls.settings())})")
     if cls.uses_seed:
         kwargs.update(seed=seed)
     if cls.needs_text:
         kwargs.update(text_features=text_features, logit_scale=logit_scale)
-    unknown = sorted(set(kwargs) - set(cls.param_names()))
-    if unknown:
-        raise UserError(f"params.yaml: heads.{name}: unknown setting(s) {', '.join(unknown)} "
-                        f"(allowed: {', '.join(p for p in cls.param_names() if p not in ('seed', 'text_features', 'logit_scale'))})")
     return cls(**kwargs)
 
 

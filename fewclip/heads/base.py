@@ -1,7 +1,12 @@
 """The head contract, in the habit of scikit-learn's estimators.
 
 - `__init__` only stores its arguments, under their own names; `get_params()` reads them back,
-  derived from the signature, so a head is rebuilt from its params alone.
+  derived from the signature, so a head is rebuilt from its params alone. The signature is
+  also where a head's settings are declared, once: name, kind (`fewclip.kinds`: the
+  constraints the params schema checks) and default (`settings()`); the arguments the
+  pipeline supplies itself (`SUPPLIED`: the text prior, the seed) are not settings.
+- `@register` lists a head class in `HEADS`, by its `name` (the `head` param), in the order
+  the modules are imported (`fewclip.heads`: one import line per module).
 - `fit(X, y, X_val, y_val, n_classes, on_epoch)` learns from L2-normalised features (n, dim)
   and integer labels. What it chooses on the validation features (a regularisation strength,
   a blending weight, an epoch) and what it learns are attributes with a trailing underscore
@@ -29,8 +34,9 @@ from __future__ import annotations
 import gc
 import importlib
 import inspect
+import typing
 from contextlib import contextmanager
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -102,6 +108,17 @@ def correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 OnEpoch = Callable[[int, dict], None]
+# the arguments the pipeline supplies, not settings: the text prior and the seed
+SUPPLIED = ("text_features", "logit_scale", "seed")
+HEADS: dict[str, type["Head"]] = {}
+
+
+def register(cls: type["Head"]) -> type["Head"]:
+    """List a head class in `HEADS` under its `name`."""
+    if not cls.name or cls.name in HEADS:
+        raise ValueError(f"{cls.__name__}: a head needs a name of its own, not {cls.name!r}")
+    HEADS[cls.name] = cls
+    return cls
 
 
 class Head:
@@ -120,6 +137,13 @@ class Head:
     def param_names(cls) -> list[str]:
         return [p.name for p in inspect.signature(cls.__init__).parameters.values()
                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    @classmethod
+    def settings(cls) -> dict[str, tuple[Any, Any]]:
+        """{setting: (kind, default)}: the params a user sets (`heads.<name>`), from the signature."""
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+        return {p.name: (hints.get(p.name, Any), p.default) for p in inspect.signature(cls.__init__).parameters.values()
+                if p.name in cls.param_names() and p.name not in SUPPLIED}
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in self.param_names()}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Head, as_labels, as_tensor, correct, grid, has_rows
+from ..kinds import Grid, NonNegative
+from .base import Head, as_labels, as_tensor, correct, grid, has_rows, register
 from .selection import compare
 
 
+@register
 class GDA(Head):
     """Gaussian discriminant analysis fused with zero-shot CLIP (Wang et al., "A Hard-to-Beat
     Baseline for Training-free CLIP-based Adaptation", ICLR 2024). Class means and one shared
@@ -35,8 +37,8 @@ class GDA(Head):
     zero_shot_at = (("alpha", 0.0),)
     fitted = ("n_classes_", "alpha_", "weight_", "bias_")
 
-    def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0,
-                 alphas=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100)):
+    def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: NonNegative = 1.0,
+                 alphas: Grid = (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100)):
         self.text_features, self.logit_scale = text_features, logit_scale
         self.alpha, self.alphas = alpha, alphas
 

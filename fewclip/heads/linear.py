@@ -7,10 +7,12 @@ import warnings
 import numpy as np
 import torch
 
-from .base import Head, as_labels, as_tensor, correct, grid, has_rows
+from ..kinds import Count, Grid, Positive
+from .base import Head, as_labels, as_tensor, correct, grid, has_rows, register
 from .selection import compare
 
 
+@register
 class LinearProbe(Head):
     """Linear probe: multinomial logistic regression on the features (Radford et al., ICML
     2021, sec. 3.2), scikit-learn's L-BFGS solver, the inverse regularisation strength C
@@ -22,7 +24,8 @@ class LinearProbe(Head):
     fit_imports = ("sklearn.linear_model",)
     fitted = ("n_classes_", "C_", "weight_", "bias_")
 
-    def __init__(self, Cs=(0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000), C: float = 10.0, max_iter: int = 1000):
+    def __init__(self, Cs: Grid = (0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000), C: Positive = 10.0,
+                 max_iter: Count = 1000):
         self.Cs, self.C, self.max_iter = Cs, C, max_iter
 
     def _fit_one(self, X, y, C, n_classes):

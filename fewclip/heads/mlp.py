@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+from typing import Annotated, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from pydantic import Field
 from torch.utils.data import RandomSampler, WeightedRandomSampler
 
-from .. import UserError
-from ..params import SAMPLERS
-from .base import Head, as_labels, as_tensor, has_rows
+from .. import SettingError
+from ..kinds import Count, Counts, NonNegative, Positive, Rate
+from .base import Head, as_labels, as_tensor, has_rows, register
 
 
 def class_balanced_sampler(labels, generator: torch.Generator | None = None) -> WeightedRandomSampler:
@@ -26,6 +28,12 @@ def class_balanced_sampler(labels, generator: torch.Generator | None = None) -> 
     return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True, generator=generator)
 
 
+SAMPLERS = ("weighted", "uniform")
+Sampler = Literal[SAMPLERS]
+Batch = Annotated[int, Field(ge=2)]  # batch norm needs two rows
+
+
+@register
 class MLPHead(Head):
     """The original project's head, rebuilt on cached features: dim -> 256 -> 128 -> C with
     BatchNorm, ReLU and dropout 0.2, Adam (lr 1e-3), keeping the epoch with the best
@@ -46,9 +54,9 @@ class MLPHead(Head):
     trains_in_epochs = True
     fitted = ("n_classes_", "dim_", "best_epoch_", "net_")
 
-    def __init__(self, hidden=(256, 128), dropout: float = 0.2, lr: float = 1e-3,
-                 weight_decay: float = 0.0, epochs: int = 100, batch_size: int = 32,
-                 patience: int = 20, sampler: str = "weighted", seed: int = 0):
+    def __init__(self, hidden: Counts = (256, 128), dropout: Rate = 0.2, lr: Positive = 1e-3,
+                 weight_decay: NonNegative = 0.0, epochs: Count = 100, batch_size: Batch = 32,
+                 patience: Count = 20, sampler: Sampler = "weighted", seed: int = 0):
         self.hidden, self.dropout, self.lr, self.weight_decay = hidden, dropout, lr, weight_decay
         self.epochs, self.batch_size, self.patience, self.sampler, self.seed = epochs, batch_size, patience, sampler, seed
 
@@ -63,7 +71,7 @@ class MLPHead(Head):
 
     def make_sampler(self, labels, generator: torch.Generator):
         if self.sampler not in SAMPLERS:
-            raise UserError(f"params.yaml: heads.mlp.sampler={self.sampler!r} is not one of {', '.join(SAMPLERS)}")
+            raise SettingError("sampler", self.sampler, f"one of {', '.join(SAMPLERS)}")
         if self.sampler == "weighted":
             return class_balanced_sampler(labels, generator)
         return RandomSampler(range(len(labels)), generator=generator)

@@ -7,10 +7,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Head, as_labels, as_tensor, class_means, correct, grid, has_rows
+from ..kinds import Count, Grid, NonNegative, Positive
+from .base import Head, as_labels, as_tensor, class_means, correct, grid, has_rows, register
 from .selection import compare
 
 
+@register
 class NearestMean(Head):
     """Nearest class mean: each class is the normalised mean of its training features, and a
     feature's logits are `scale` times its cosine similarity to them. The simplest few-shot
@@ -19,7 +21,7 @@ class NearestMean(Head):
     name = "ncm"
     fitted = ("n_classes_", "means_")
 
-    def __init__(self, scale: float = 10.0):
+    def __init__(self, scale: Positive = 10.0):
         self.scale = scale
 
     def _fit(self, X, y, X_val, y_val, n_classes, on_epoch) -> None:
@@ -32,6 +34,7 @@ class NearestMean(Head):
         return logits
 
 
+@register
 class TipAdapter(Head):
     """Tip-Adapter (Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for Few-shot
     Classification", ECCV 2022). A key-value cache of the few-shot features and their one-hot
@@ -47,8 +50,9 @@ class TipAdapter(Head):
     zero_shot_at = (("alpha", 0.0),)
     fitted = ("n_classes_", "alpha_", "beta_", "keys_", "values_")
 
-    def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0, beta: float = 5.5,
-                 alphas=(0.1, 0.3, 1, 3, 10, 30, 100), betas=(0.5, 1, 2, 3.5, 5.5, 7.5, 10)):
+    def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: NonNegative = 1.0,
+                 beta: NonNegative = 5.5, alphas: Grid = (0.1, 0.3, 1, 3, 10, 30, 100),
+                 betas: Grid = (0.5, 1, 2, 3.5, 5.5, 7.5, 10)):
         self.text_features, self.logit_scale = text_features, logit_scale
         self.alpha, self.beta, self.alphas, self.betas = alpha, beta, alphas, betas
 
@@ -83,6 +87,7 @@ class TipAdapter(Head):
         """Tip-Adapter itself keeps the keys as they are."""
 
 
+@register
 class TipAdapterF(TipAdapter):
     """Tip-Adapter-F: Tip-Adapter whose cache keys are first trained for `epochs` with AdamW
     and a cosine schedule, as in the paper (at the default alpha and beta), then alpha and
@@ -94,9 +99,10 @@ class TipAdapterF(TipAdapter):
     stochastic = True
     trains_in_epochs = True
 
-    def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: float = 1.0, beta: float = 5.5,
-                 alphas=(0.1, 0.3, 1, 3, 10, 30, 100), betas=(0.5, 1, 2, 3.5, 5.5, 7.5, 10),
-                 epochs: int = 20, lr: float = 1e-3, batch_size: int = 256, seed: int = 0):
+    def __init__(self, text_features=None, logit_scale: float = 100.0, alpha: NonNegative = 1.0,
+                 beta: NonNegative = 5.5, alphas: Grid = (0.1, 0.3, 1, 3, 10, 30, 100),
+                 betas: Grid = (0.5, 1, 2, 3.5, 5.5, 7.5, 10), epochs: Count = 20, lr: Positive = 1e-3,
+                 batch_size: Count = 256, seed: int = 0):
         super().__init__(text_features, logit_scale, alpha, beta, alphas, betas)
         self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
 

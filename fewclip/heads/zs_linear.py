@@ -6,10 +6,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Head, as_labels, as_tensor, class_means, correct, grid, has_rows
+from ..kinds import Counts, Fraction, Fractions, Grid, Positive, Whole
+from .base import Head, as_labels, as_tensor, class_means, correct, grid, has_rows, register
 from .selection import compare
 
 
+@register
 class ZSLinear(Head):
     """A linear probe that starts at the zero-shot classifier and is mixed back towards it in
     weight space. A cosine classifier, scale * cos(x, W), with W starting at the class text
@@ -39,9 +41,9 @@ class ZSLinear(Head):
     zero_shot_at = (("gamma", 0.0), ("epoch", 0.0))
     fitted = ("n_classes_", "scale_", "epoch_", "gamma_", "weight_")
 
-    def __init__(self, text_features=None, logit_scale: float = 100.0, scale: float = 100.0, epoch: int = 100,
-                 gamma: float = 0.5, scales=(10.0, 100.0), checkpoints=(10, 20, 50, 100, 200, 300),
-                 gammas=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0), lr: float = 1e-3):
+    def __init__(self, text_features=None, logit_scale: float = 100.0, scale: Positive = 100.0, epoch: Whole = 100,
+                 gamma: Fraction = 0.5, scales: Grid = (10.0, 100.0), checkpoints: Counts = (10, 20, 50, 100, 200, 300),
+                 gammas: Fractions = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0), lr: Positive = 1e-3):
         self.text_features, self.logit_scale = text_features, logit_scale
         self.scale, self.epoch, self.gamma = scale, epoch, gamma
         self.scales, self.checkpoints, self.gammas, self.lr = scales, checkpoints, gammas, lr

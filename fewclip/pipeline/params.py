@@ -1,42 +1,31 @@
-"""`params.yaml`: its schema, checked before any work, and running stages with one-line errors.
+"""`params.yaml`: its schema, checked before any work.
 
-Every key of `params.yaml`, its type and its allowed values are declared once, here, as
-pydantic models. `load_params()` reads the file, checks all of it and returns it as plain
-nested dicts; any fault stops the stage with one line that names the key and what is allowed
-(the nearest valid key for an unknown one). Every stage calls it before it does any work, and
-the `params` stage of `dvc.yaml` (`python -m fewclip.params`) depends on the whole file, so a
-key that no stage reads is checked too. It imports no torch: a check takes a fraction of a second.
+Every key of `params.yaml`, its type and its allowed values are declared once: the pipeline's
+own keys here, as pydantic models; each head's settings in its signature (`heads.<name>`,
+assembled from `fewclip.heads.HEADS`), and the allowed values of the library's settings
+(decode routes, engines, samplers) in the library. `load_params()` reads the file, checks all
+of it and returns it as plain nested dicts; any fault stops the stage with one line per fault
+that names the key and what is allowed (the nearest valid key for an unknown one). Every
+stage calls it before it does any work, and the `params` stage of `dvc.yaml` (`python -m
+fewclip.pipeline.params`) depends on the whole file, so a key that no stage reads is checked too.
 """
 
 from __future__ import annotations
 
 import difflib
-import gc
+import functools
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from . import UserError
-
-# The `head` names (`fewclip.heads.HEADS` implements exactly these: a test checks), and the
-# values of embed.decode, embed.engine and heads.mlp.sampler, which the code takes from here.
-HEAD_NAMES = ("mlp", "linear", "ncm", "tip-adapter", "tip-adapter-f", "gda", "zs-linear")
-HeadName = Literal[HEAD_NAMES]
-DECODE_SETTINGS = ("auto", "cpu", "gpu")
-ENGINES = ("local", "ray")  # where images are embedded: this process, or a Ray cluster
-SAMPLERS = ("weighted", "uniform")
-
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
-Count = Annotated[int, Field(ge=1)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
-Grid = Annotated[list[Positive], Field(min_length=1)]
-Text = Annotated[str, Field(min_length=1)]
+from .. import UserError
+from ..kinds import Count, Rate, Text
+from ..settings import DECODE_SETTINGS, ENGINES
 
 
 def _count_or(word: str, least: int) -> BeforeValidator:
@@ -76,65 +65,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
-class MLPParams(_Section):
-    hidden: Annotated[list[Count], Field(min_length=1)]
-    dropout: Annotated[float, Field(ge=0, lt=1)]
-    lr: Positive
-    weight_decay: NonNegative
-    epochs: Count
-    batch_size: Annotated[int, Field(ge=2)]
-    patience: Count
-    sampler: Literal[SAMPLERS]
-
-
-class LinearParams(_Section):
-    Cs: Grid
-    C: Positive
-    max_iter: Count
-
-
-class NCMParams(_Section):
-    scale: Positive
-
-
-class TipAdapterParams(_Section):
-    alpha: NonNegative
-    beta: NonNegative
-    alphas: Grid
-    betas: Grid
-
-
-class TipAdapterFParams(TipAdapterParams):
-    epochs: Count
-    lr: Positive
-    batch_size: Count
-
-
-class GDAParams(_Section):
-    alpha: NonNegative
-    alphas: Grid
-
-
-class ZSLinearParams(_Section):
-    scale: Positive
-    epoch: Annotated[int, Field(ge=0)]
-    gamma: Fraction
-    scales: Grid
-    checkpoints: Annotated[list[Count], Field(min_length=1)]
-    gammas: Annotated[list[Fraction], Field(min_length=1)]
-    lr: Positive
-
-
-class HeadsParams(_Section):
-    mlp: MLPParams
-    linear: LinearParams
-    ncm: NCMParams
-    tip_adapter: TipAdapterParams = Field(alias="tip-adapter")
-    tip_adapter_f: TipAdapterFParams = Field(alias="tip-adapter-f")
-    gda: GDAParams
-    zs_linear: ZSLinearParams = Field(alias="zs-linear")
-
-
 class ClassesParams(_Section):
     novel: list[Text]
     prompts: dict[str, Annotated[Union[str, list[str]], BeforeValidator(_names)]]
@@ -169,7 +99,7 @@ class DataParams(_Section):
 
 
 class SplitParams(_Section):
-    val_fraction: Annotated[float, Field(ge=0, lt=1)]
+    val_fraction: Rate
     min_per_class: Count
 
 
@@ -197,7 +127,7 @@ class ShotsParams(_Section):
     ks: Annotated[list[ShotCount], Field(min_length=1)]
     seeds: Count
     val_per_class: Count
-    heads: Annotated[list[HeadName], Field(min_length=1)]
+    heads: Annotated[list[Text], Field(min_length=1)]  # head names: see `schema`
     workers: Workers
     fit_cache: Union[Text, None]
 
@@ -205,7 +135,7 @@ class ShotsParams(_Section):
 class Params(_Section):
     model: Text
     mode: Literal["few", "zero"]
-    head: HeadName
+    head: Text
     seed: Annotated[int, Field(ge=0)]
     classes: ClassesParams
     gzsl: GZSLParams
@@ -213,11 +143,34 @@ class Params(_Section):
     split: SplitParams
     embed: EmbedParams
     shots: ShotsParams
-    heads: HeadsParams
+    heads: dict[str, Any]  # one group per head: see `schema`
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """`params.yaml`, checked against the schema, as plain nested dicts."""
+def _head_section(cls) -> type[BaseModel]:
+    """`heads.<name>`: the head's settings, every one required, of the kinds its signature declares."""
+    fields = {name: (kind, ...) for name, (kind, _) in cls.settings().items()}
+    return create_model(f"{cls.__name__}Params", __base__=_Section, **fields)
+
+
+@functools.lru_cache(maxsize=4)
+def _schema(heads: tuple) -> type[BaseModel]:
+    names = Literal[tuple(name for name, _ in heads)]
+    heads_params = create_model("HeadsParams", __base__=_Section, **{
+        name.replace("-", "_"): (_head_section(cls), Field(alias=name)) for name, cls in heads})
+    shots = create_model("ShotsParams", __base__=ShotsParams, heads=(Annotated[list[names], Field(min_length=1)], ...))
+    return create_model("Params", __base__=Params, head=(names, ...), shots=(shots, ...), heads=(heads_params, ...))
+
+
+def schema(heads: dict | None = None) -> type[BaseModel]:
+    """The schema: with `heads` (`fewclip.heads.HEADS`), whole, `head`, `shots.heads` and every
+    `heads.<name>` group assembled from the registered heads' declared settings; without
+    (the split and embed stages, which use no head: importing the heads would make them
+    depend on the heads' code), the heads' names and groups go unchecked."""
+    return Params if heads is None else _schema(tuple(heads.items()))
+
+
+def load_params(path: str | Path = "params.yaml", heads: dict | None = None) -> dict[str, Any]:
+    """`params.yaml`, checked against the `schema(heads)`, as plain nested dicts."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: parameter file not found (run from the repository root)")
@@ -225,18 +178,19 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
-    check_params(params, path)
+    check_params(params, path, heads)
     return params
 
 
-def check_params(params: Any, path: str | Path = "params.yaml") -> None:
-    """Raise one UserError listing every fault of `params` against the schema."""
+def check_params(params: Any, path: str | Path = "params.yaml", heads: dict | None = None) -> None:
+    """Raise one UserError listing every fault of `params` against `schema(heads)`."""
     if not isinstance(params, dict):
         raise UserError(f"{path}: expected a mapping of parameters, got {type(params).__name__}")
     try:
-        Params.model_validate(params)
+        root = schema(heads)
+        root.model_validate(params)
     except ValidationError as e:
-        faults = list(dict.fromkeys(_describe(err) for err in e.errors()))
+        faults = list(dict.fromkeys(_describe(err, root) for err in e.errors()))
         text = (f"{path}: {faults[0]}" if len(faults) == 1 else
                 f"{path}: {len(faults)} problems:" + "".join(f"\n  {f}" for f in faults))
         raise UserError(text + f"\n  (`dvc exp run -S` writes its values into {path} even when the run fails: "
@@ -250,9 +204,9 @@ def _key(loc: tuple) -> str:
     return out
 
 
-def _section_at(loc: tuple) -> type[BaseModel] | None:
+def _section_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
     """The schema model that holds the keys at `loc` (None inside lists and free mappings)."""
-    model: Any = Params
+    model: Any = root
     for part in loc:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
@@ -277,23 +231,23 @@ def _all_keys(model: type[BaseModel], prefix: tuple = ()) -> list[tuple]:
     return keys
 
 
-def _describe(err: dict) -> str:
+def _describe(err: dict, root: type[BaseModel]) -> str:
     loc = tuple(err["loc"])
     key, kind = _key(loc), err["type"]
     if kind == "extra_forbidden":
-        section = _section_at(loc[:-1])
+        section = _section_at(loc[:-1], root)
         allowed = _allowed_keys(section) if section else []
         near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
-        elsewhere = [k for k in _all_keys(Params) if k[-1] == loc[-1]]  # e.g. a key that moved
+        elsewhere = [k for k in _all_keys(root) if k[-1] == loc[-1]]  # e.g. a key that moved
         hint = (f"; did you mean {_key(elsewhere[0])}?" if elsewhere else
                 f"; did you mean {_key(loc[:-1] + (near[0],))}?" if near else "")
         return f"unknown key {key}{hint} (allowed here: {', '.join(allowed)})"
     if kind == "missing":
-        section = _section_at(loc)
+        section = _section_at(loc, root)
         what = f" (a group with keys {', '.join(_allowed_keys(section))})" if section else ""
         return f"{key} is missing{what}; add it (the repository's params.yaml has every key)"
     value = err.get("input")
-    section = _section_at(loc)
+    section = _section_at(loc, root)
     if section is not None and value is None:  # `group:` with every key under it gone
         return f"{key} is empty; it needs the keys {', '.join(_allowed_keys(section))}"
     if kind == "literal_error":
@@ -308,27 +262,3 @@ def _describe(err: dict) -> str:
                                  ("a valid dictionary", "a mapping"), ("a valid boolean", "true or false")):
         msg = msg.replace(pydantic_words, ours)
     return f"{key}={value!r}: {msg}" if not isinstance(value, dict) else f"{key}: {msg}"
-
-
-def run(main: Callable[[], int | None]) -> None:
-    """Run a stage's or command's `main` (a UserError ends it: `error: ...`, exit code 1; a
-    non-zero return value is the exit code), first freezing what its imports made, out of
-    every collection and the one at exit (1-2 s with torch), and collecting again."""
-    gc.freeze()
-    gc.enable()
-    try:
-        code = main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    if code:
-        sys.exit(code)
-
-
-def _main() -> None:
-    load_params(path := sys.argv[1] if len(sys.argv) > 1 else "params.yaml")
-    print(f"params: {path} is valid")
-
-
-if __name__ == "__main__":
-    run(_main)

@@ -1,0 +1,5 @@
+"""The allowed values of the library's own settings, where the library and the params schema
+both need them (torch-free, so the schema imports no torch)."""
+
+DECODE_SETTINGS = ("auto", "cpu", "gpu")  # `fewclip.decode.resolve_decode`
+ENGINES = ("local", "ray")  # where images are embedded: this process, or a Ray cluster (`fewclip.embedding`)
