@@ -1,5 +1,5 @@
 # `make run`: set up .venv, obtain the data, run the whole pipeline.   `make test`: the tests
-# (they also install the optional Ray extra, to test the Ray engine on a local Ray).
+# (they also install the optional extras: Ray, to test the Ray engine on a local Ray, and open_clip).
 # Offline, name a local copy of the data set: make run DATA_FROM=../shared/datasets/vehicles
 # `make plots`: `dvc plots show` as one self-contained page that works without internet.
 
@@ -27,12 +27,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 data: setup
 	$(BIN)/python -m fewclip.fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-# the tests also run the optional Ray engine on a local Ray
-$(VENV)/.installed-ray: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[ray]'
+# the tests also run the optional extras: the Ray engine on a local Ray, and open_clip's models
+$(VENV)/.installed-extras: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[ray,open_clip]'
 	touch $@
 
-test: setup $(VENV)/.installed-ray
+test: setup $(VENV)/.installed-extras
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 $(VEGA)/offline.html: Makefile

@@ -28,6 +28,12 @@ def tiny_checkpoint(tiny_clip, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_open_clip(tiny_clip, tmp_path_factory) -> str:
+    """The tiny CLIP's trained weights as an open_clip model (`local-dir` layout): its `model` name."""
+    return "open_clip:local-dir:" + str(synthetic.save_open_clip(tiny_clip, tmp_path_factory.mktemp("open_clip") / "tiny"))
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint_ts(tiny_clip, tmp_path_factory) -> Path:
     """The tiny CLIP saved as a TorchScript archive, the format of OpenAI's checkpoints."""
     return synthetic.save_checkpoint(tiny_clip, tmp_path_factory.mktemp("ckpt") / "tiny-clip-ts.pt",

@@ -37,8 +37,8 @@ CAPTIONS = (
     "a drawing of a {}.",
 )
 RESOLUTION = 32
-_MEAN = torch.tensor((0.48145466, 0.4578275, 0.40821073)).view(3, 1, 1)
-_STD = torch.tensor((0.26862954, 0.26130258, 0.27577711)).view(3, 1, 1)
+MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)  # CLIP's
+_MEAN, _STD = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
 
 
 def all_classes() -> list[str]:
@@ -133,6 +133,32 @@ def save_checkpoint(model: CLIP, path: Path, torchscript: bool = False) -> Path:
     else:
         torch.save(model.state_dict(), path)
     return path
+
+
+def open_clip_config(model: CLIP) -> dict:
+    """The tiny CLIP's architecture in open_clip's terms (its `CLIP` class with QuickGELU, as
+    OpenAI's models use, keeps OpenAI's state-dict layout) and CLIP's preprocessing."""
+    width = model.visual.conv1.out_channels
+    return {"model_cfg": {"embed_dim": int(model.text_projection.shape[1]), "quick_gelu": True,
+                          "vision_cfg": {"image_size": RESOLUTION, "layers": len(model.visual.transformer.resblocks),
+                                         "width": width, "patch_size": model.visual.conv1.kernel_size[0],
+                                         "head_width": width},  # one attention head, as the tiny CLIP has
+                          "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": model.transformer.width,
+                                       "heads": 1, "layers": len(model.transformer.resblocks)}},
+            "preprocess_cfg": {"mean": list(MEAN), "std": list(STD),
+                               "interpolation": "bicubic", "resize_mode": "shortest"}}
+
+
+def save_open_clip(model: CLIP, folder: Path) -> Path:
+    """The trained tiny CLIP in open_clip's `local-dir` layout (`open_clip:local-dir:<folder>`):
+    its config and its weights, which open_clip's own model class then runs."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "open_clip_config.json").write_text(json.dumps(open_clip_config(model), indent=1))
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    return folder
 
 
 def write_image_folder(root: Path, classes, per_class: int, seed: int, fmt: str = "jpg") -> Path:

@@ -17,7 +17,7 @@ from PIL import Image
 from conftest import FOLDERS
 from fewclip.heads import HEADS
 from fewclip.shots import fit_plan
-from helpers import copy_repo, run_stage, set_params, sh, truncated_jpeg
+from helpers import ROOT, copy_repo, run_stage, set_params, sh, truncated_jpeg
 from synthetic import write_image_folder
 
 
@@ -441,3 +441,29 @@ def test_predict_on_ray_gives_the_local_predictions(base):
     for a, b in zip(local, remote):
         assert [p["class"] for p in a["predictions"]] == [p["class"] for p in b["predictions"]]
         assert [p["probability"] for p in a["predictions"]] == pytest.approx([p["probability"] for p in b["predictions"]], abs=1e-4)
+
+
+def test_open_clip_models_run_end_to_end(base, tiny_open_clip, tmp_path):
+    """`dvc exp run -S model=open_clip:...`: the tiny CLIP's trained weights in open_clip's own
+    layout (run by open_clip's model class, tokenizer and preprocessing) reach the accuracy the
+    same weights reach through OpenAI's `clip` in `base`; a full-size open_clip architecture
+    with random weights (a state-dict file) goes through every stage."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from random_checkpoint import random_open_clip
+
+    repo = base[0]
+    cheap = ("-S", "shots.heads=[ncm]", "-S", "shots.ks=[1]", "-S", "shots.seeds=1")
+    out = run_exp(repo, "oc-tiny", "-S", f"model={tiny_open_clip}", *cheap)
+    assert ran(out) == {"params", "embed", "train", "evaluate", "shots"}
+    random_file = random_open_clip("ViT-S-32", tmp_path / "vit-s-32-random.pt")
+    out = run_exp(repo, "oc-random", "-S", f"model=open_clip:ViT-S-32:{tmp_path / 'vit-s-32-random.pt'}", *cheap)
+    assert "embed: done" in out and random_file is not None
+    rows = exp_rows(repo)
+    ours = read_json(repo / "metrics" / "evaluate" / "metrics.json")  # base: the same weights through clip
+    tiny_params, tiny = rows["oc-tiny"]
+    assert tiny_params["model"] == tiny_open_clip
+    assert abs(tiny["test"]["acc"] - ours["test"]["acc"]) <= 0.05 and tiny["test"]["acc"] > 0.6, (tiny, ours)
+    random_params, random_run = rows["oc-random"]
+    assert random_params["model"].startswith("open_clip:ViT-S-32:") and 0 <= random_run["test"]["acc"] <= 1

@@ -17,10 +17,15 @@ from synthetic import write_image_folder
 TEMPLATES = ["a photo of a {}.", "a picture of the {}."]
 
 
-@pytest.fixture(scope="module")
-def world(tiny_checkpoint, tmp_path_factory):
+@pytest.fixture(scope="module", params=["openai", "open_clip"])
+def world(request, tmp_path_factory):
+    """The tiny world embedded by the tiny CLIP, through either backbone family: OpenAI's
+    `clip` (a checkpoint file) or open_clip (the same trained weights in its own layout, run
+    by its own model class, tokenizer and preprocessing)."""
     root = tmp_path_factory.mktemp("world")
-    bb = load_backbone(str(tiny_checkpoint), device="cpu")
+    name = str(request.getfixturevalue("tiny_checkpoint" if request.param == "openai" else "tiny_open_clip"))
+    bb = load_backbone(name, device="cpu")
+    assert bb.family == request.param
     out = {}
     for split, n, seed in (("train", 10, 1), ("val", 5, 2), ("test", 40, 3)):
         folder = scan_folder(write_image_folder(root / split, CLASSES, n, seed=seed))
@@ -122,5 +127,5 @@ def test_an_over_long_prompt_is_refused_with_one_line_naming_it():
 
     long = "a very long description of a bench " * 12
     with pytest.raises(UserError, match=r"the prompt 'a photo of a a very long.*' of class 'bench' is \d+ tokens "
-                                        r"long; the text encoder reads at most 77: shorten classes.prompts.bench"):
+                                        r"long; the text encoder reads at most 77: shorten the class's names or the templates$"):
         text_classifier(Unused(), ["bench"], ["a photo of a {}."], {"bench": ["bench", long]})
