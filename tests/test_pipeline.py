@@ -467,3 +467,62 @@ def test_open_clip_models_run_end_to_end(base, tiny_open_clip, tmp_path):
     assert abs(tiny["test"]["acc"] - ours["test"]["acc"]) <= 0.05 and tiny["test"]["acc"] > 0.6, (tiny, ours)
     random_params, random_run = rows["oc-random"]
     assert random_params["model"].startswith("open_clip:ViT-S-32:") and 0 <= random_run["test"]["acc"] <= 1
+
+
+TOY_HEAD = '''"""A toy head: each class scored by its nearest training feature."""
+
+from __future__ import annotations
+
+import torch
+
+from ..kinds import Positive
+from .base import Head, as_labels, as_tensor, register
+
+
+@register
+class NearestNeighbour(Head):
+    name = "toy-nn"
+    fitted = ("n_classes_", "X_", "y_")
+
+    def __init__(self, scale: Positive = 20.0):
+        self.scale = scale
+
+    def _fit(self, X, y, X_val, y_val, n_classes, on_epoch) -> None:
+        self._set_classes(y, n_classes)
+        self.X_, self.y_ = as_tensor(X), as_labels(y)
+
+    def logits(self, X: torch.Tensor) -> torch.Tensor:
+        sims = X @ self.X_.T
+        best = torch.full((len(X), self.n_classes_), -1.0)
+        return self.scale * best.scatter_reduce(1, self.y_.expand(len(X), -1), sims, "amax")
+'''
+
+
+def test_a_new_head_is_one_file_one_line_and_its_params_block(repo):
+    """A head added as the README says: its file, one import line, its `heads:` block. The
+    schema takes its settings from its signature; `dvc repro` runs it through train, evaluate
+    and the shots curve, and does not re-embed (split and embed do not depend on the heads)."""
+    repo, _ = repo
+    (repo / "fewclip" / "heads" / "toy.py").write_text(TOY_HEAD)
+    registry = repo / "fewclip" / "heads" / "__init__.py"
+    text = registry.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("from . import mlp"))
+    registry.write_text(text.replace(line, line + "\nfrom . import toy  # noqa: E402"))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["heads"]["toy-nn"] = {"scale": 20.0}
+    params.update(head="toy-nn")
+    params["shots"]["heads"] = ["toy-nn", "ncm"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    here = {"PYTHONPATH": str(repo)}  # the copy's package, with the new head
+    out = sh("dvc", "repro", cwd=repo, extra_env=here).stdout
+    assert ran(out) == {"params", "train", "evaluate", "shots"}
+    assert "train: few-shot toy-nn head" in out
+    curve = {(r["head"], r["k"]): r for r in read_json(repo / "metrics" / "shots" / "curve.json")}
+    assert curve["toy-nn", "16"]["acc"] > curve["zero-shot", "16"]["acc"] + 0.05
+    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")
+    assert m["test"]["acc"] > m["curve"]["zero_shot"] + 0.05 and m["curve"]["k16"] == curve["toy-nn", "16"]["acc"]
+    # its settings are checked as declared: a scale of 0 is refused by the params stage
+    params["heads"]["toy-nn"]["scale"] = 0
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = sh("dvc", "repro", cwd=repo, check=False, extra_env=here)
+    assert proc.returncode != 0 and "heads.toy-nn.scale=0: must be greater than 0" in proc.stderr + proc.stdout
