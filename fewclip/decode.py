@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from . import SettingError, UserError
+from . import SettingError
 from .backbone.base import RESIZE_SHORTER_CENTER_CROP
 from .pixels import BadImage, cannot_read, load_rgb
 from .routing import CORRUPT, GPU, UNREADABLE, route

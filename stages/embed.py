@@ -9,7 +9,6 @@ image or a class's prompts are not cached yet.
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -21,15 +20,14 @@ from fewclip.decode import resolve_decode
 from fewclip.embedding import CacheStats, embed_cached, resolve_workers
 from fewclip.features import FeatureSet, TextFeatures, save_features, save_text
 from fewclip.pipeline.params import load_params
-from fewclip.pipeline.runner import run
+from fewclip.pipeline.runner import run, stage_paths
 from fewclip.prompts import logit_scale, text_classifier
 
 SPLITS = ("train", "val", "test", "zero_shot")
 
 
 def main() -> None:
-    splits = Path(sys.argv[1] if len(sys.argv) > 1 else "splits")
-    out = Path(sys.argv[2] if len(sys.argv) > 2 else "features")
+    splits, out = stage_paths("SPLITS OUT")
     p = load_params()
     e = p["embed"]
     info = json.loads((splits / "summary.json").read_text(encoding="utf-8"))

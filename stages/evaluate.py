@@ -25,7 +25,7 @@ from fewclip import UserError
 from fewclip.features import load_features
 from fewclip.metrics import classification_metrics, gzsl_metrics
 from fewclip.openvocab import load_classifier
-from fewclip.pipeline.runner import run
+from fewclip.pipeline.runner import run, stage_paths
 from fewclip.plots import (confusion_matrix_png, confusion_records, contact_sheet, gallery_count, message_png,
                            mistakes, model_label)
 from fewclip.shots import curve_metrics
@@ -40,11 +40,8 @@ def write_confusion(path: Path, counts: np.ndarray, classes: list[str]) -> None:
 
 
 def main() -> None:
-    features = Path(sys.argv[1] if len(sys.argv) > 1 else "features")
-    model_path = Path(sys.argv[2] if len(sys.argv) > 2 else "models/classifier.pt")
-    live_dir = Path(sys.argv[3] if len(sys.argv) > 3 else "metrics/evaluate")
-    png = Path(sys.argv[4] if len(sys.argv) > 4 else "plots/confusion_matrix.png")
-    curve_path = Path(sys.argv[5] if len(sys.argv) > 5 else "metrics/shots/curve.json")
+    features, model_path, curve_path, live_dir, png, gzsl_png, gallery, gzsl_gallery = stage_paths(
+        "FEATURES CLASSIFIER CURVE LIVE_DIR CONFUSION_PNG GZSL_CONFUSION_PNG MISTAKES_JPG GZSL_MISTAKES_JPG")
     clf, saved = load_classifier(model_path)
     test, val = load_features(features / "test.npz"), load_features(features / "val.npz")
     novel = load_features(features / "zero_shot.npz")
@@ -100,7 +97,6 @@ def main() -> None:
 
     how = ("zero-shot" if saved["mode"] == "zero" else
            f"few-shot {head_name} head, which kept zero-shot CLIP" if kept else f"few-shot {head_name} head")
-    gallery = png.with_name("mistakes.jpg")
     wrong = int((test_proba.argmax(1) != test.labels).sum())
     shown = contact_sheet(mistakes(test.labels, test_proba, test.classes, test.paths, GALLERY), gallery,
                           f"{how}: {gallery_count(wrong, GALLERY)} on {m['n']} test images, most confident "
@@ -108,11 +104,10 @@ def main() -> None:
     print(f"evaluate: {shown} mistakes shown in {gallery}")
     title = f"{model_label(saved['model'])}, {how}: test accuracy {m['acc']:.1%}"
     confusion_matrix_png(m["confusion"], test.classes, png, title)
-    gzsl_png = png.with_name(f"gzsl_{png.name}")
     if g is not None:
         involves_novel = lambda t, p: t >= clf.n_trained or p >= clf.n_trained  # noqa: E731
         novel_mistakes = mistakes(y, g_proba, clf.classes, test.paths + novel.paths, GALLERY, only=involves_novel)
-        contact_sheet(novel_mistakes, png.with_name("gzsl_mistakes.jpg"),
+        contact_sheet(novel_mistakes, gzsl_gallery,
                       f"Generalised zero-shot: the most confident mistakes involving a novel class "
                       f"({', '.join(clf.novel)}), as true or as predicted class")
         confusion_matrix_png(g["confusion"], clf.classes, gzsl_png,
@@ -123,7 +118,7 @@ def main() -> None:
     else:
         nothing = "No novel class with test images: no generalised zero-shot evaluation."
         message_png(gzsl_png, nothing)
-        contact_sheet([], png.with_name("gzsl_mistakes.jpg"), nothing)
+        contact_sheet([], gzsl_gallery, nothing)
         write_confusion(live_dir / "plots" / "gzsl_confusion.json", np.zeros((0, 0)), [])
         print("evaluate: no novel class with test images: no generalised zero-shot metrics")
     print(f"evaluate: {title}, balanced {m['balanced_acc']:.1%} on {m['n']} images -> {live_dir}/, {png}")

@@ -12,7 +12,6 @@ import csv
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -22,15 +21,13 @@ from fewclip.checks import shots_beyond
 from fewclip.features import load_features, load_text
 from fewclip.heads import HEADS
 from fewclip.pipeline.params import load_params
-from fewclip.pipeline.runner import run
+from fewclip.pipeline.runner import run, stage_paths
 from fewclip.plots import model_label, shots_curve_png
 from fewclip.shots import Features, curve_records, fit_plan, fit_processes, shots_curve, summarize
 
 
 def main() -> None:
-    features = Path(sys.argv[1] if len(sys.argv) > 1 else "features")
-    out = Path(sys.argv[2] if len(sys.argv) > 2 else "metrics/shots")
-    png = Path(sys.argv[3] if len(sys.argv) > 3 else "plots/shots.png")
+    features, out, png = stage_paths("FEATURES OUT PNG")
     p = load_params(heads=HEADS)
     cfg = p["shots"]
     sets = {s: load_features(features / f"{s}.npz") for s in ("train", "val", "test")}

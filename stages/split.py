@@ -9,15 +9,14 @@ data check's findings, every skipped file with its reason).
 
 import json
 import sys
-from pathlib import Path
 
 from fewclip.splits import make_splits, write_list
 from fewclip.pipeline.params import load_params
-from fewclip.pipeline.runner import run
+from fewclip.pipeline.runner import run, stage_paths
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "splits")
+    (out,) = stage_paths("OUT")
     p = load_params()
     splits = make_splits(p["data"]["train_dir"], p["data"]["test_dir"], p["data"]["zero_shot_dir"], p["classes"]["novel"],
                          p["split"]["val_fraction"], p["seed"], p["split"]["min_per_class"], info=print,

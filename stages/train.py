@@ -7,8 +7,6 @@ then every epoch of a head that trains in epochs (mlp, tip-adapter-f, zs-linear)
 step of a closed-form head (gda, linear, ncm, tip-adapter). In zero mode only epoch 0.
 """
 
-import sys
-from pathlib import Path
 
 import numpy as np
 from dvclive import Live
@@ -17,7 +15,7 @@ from fewclip.features import load_features, load_text
 from fewclip.heads import HEADS, ZeroShotHead, fit_imports, make_head, one_thread
 from fewclip.openvocab import save_classifier
 from fewclip.pipeline.params import load_params
-from fewclip.pipeline.runner import run
+from fewclip.pipeline.runner import run, stage_paths
 
 
 def accuracy_and_loss(head, *splits) -> dict:
@@ -33,9 +31,7 @@ def accuracy_and_loss(head, *splits) -> dict:
 
 
 def main() -> None:
-    features = Path(sys.argv[1] if len(sys.argv) > 1 else "features")
-    model_out = Path(sys.argv[2] if len(sys.argv) > 2 else "models/classifier.pt")
-    live_dir = sys.argv[3] if len(sys.argv) > 3 else "metrics/train"
+    features, model_out, live_dir = stage_paths("FEATURES CLASSIFIER_OUT LIVE_DIR")
     p = load_params(heads=HEADS)
     mode = p["mode"]
     train, val = load_features(features / "train.npz"), load_features(features / "val.npz")

@@ -67,8 +67,15 @@ def truncated_jpeg(path: Path) -> Path:
     return path
 
 
+def stage_args(stage: str) -> list[str]:
+    """The paths dvc.yaml's command of `stage` passes to `stages/<stage>.py`."""
+    cmd = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["cmd"].split()
+    return cmd[cmd.index(f"stages/{stage}.py") + 1:]
+
+
 def run_stage(project: Path, script: str, *args, check: bool = True) -> subprocess.CompletedProcess:
-    """`python stages/<script>.py args` run in this process, in `project`: its exit code and
+    """`python stages/<script>.py args` (without `args`: those of dvc.yaml's command) run in
+    this process, in `project`: its exit code and
     what it printed, as `sh` gives them (and, like `sh`, failing unless `check=False`). The stage's own code path (`__main__`, its `run`
     wrapper, its argv), without a new interpreter importing torch for every call; tests that
     must see the real command (`dvc repro`, `python stages/...`) use `sh`."""
@@ -79,6 +86,7 @@ def run_stage(project: Path, script: str, *args, check: bool = True) -> subproce
     out, err, argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
     path = project / "stages" / f"{script}.py"
     with contextlib.chdir(project), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        args = args or stage_args(script)
         sys.argv = [str(path), *map(str, args)]
         try:
             runpy.run_path(str(path), run_name="__main__")
@@ -86,10 +94,7 @@ def run_stage(project: Path, script: str, *args, check: bool = True) -> subproce
             code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         finally:
             sys.argv = argv
-            # the stage script pauses the collector to import and `run` freezes what exists: undo
-            # both, so that this process collects as before (a failed import must not leave it off)
-            gc.unfreeze()
-            gc.enable()
+            gc.unfreeze()  # `run` froze what existed: this process collects as before
     if check and code != 0:
         raise AssertionError(f"stages/{script}.py {' '.join(map(str, args))} failed ({code}):\n"
                              f"{out.getvalue()}\n{err.getvalue()}")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
 
-from fewclip import SettingError, UserError, decode
+from fewclip import SettingError, decode
 from fewclip.pixels import load_rgb
 from fewclip.backbone.openai import MEAN, STD
 from fewclip.decode import decode_jpegs, iter_batches, preprocess_batch, preprocess_tensor, resolve_decode

@@ -44,7 +44,7 @@ def test_a_broken_layout_rule_stops_split_with_one_line(project):
     """The rules themselves are unit-tested (tests/test_data.py); here the stage's message."""
     (project / "d" / "train" / "bench").mkdir()
     (project / "d" / "train" / "bench" / "notes.txt").write_text("no photos yet")
-    proc = sh("python", "stages/split.py", cwd=project, check=False)  # the real command, once
+    proc = sh("python", "stages/split.py", "splits", cwd=project, check=False)  # the real command, once
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     msg = proc.stderr.strip()
     assert "d/train: class folder(s) ['bench'] hold no usable image" in msg
@@ -116,3 +116,10 @@ def test_the_ray_engine_needs_an_explicit_device(project):
     assert message in stage_error(project, "split")
     proc = sh("python", "-m", "fewclip.pipeline.check", "params.yaml", cwd=project, check=False)
     assert proc.returncode == 1 and message in proc.stderr
+
+
+def test_a_stage_takes_exactly_the_paths_its_command_names(project):
+    """No silent defaults: dvc.yaml names every path on the command."""
+    proc = run_stage(project, "train", "features", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith("train.py FEATURES CLASSIFIER_OUT LIVE_DIR (got 1 of the 3 paths)")

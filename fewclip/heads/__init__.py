@@ -21,7 +21,7 @@ import torch.nn as nn
 from .. import SettingError
 from .base import HEADS, SUPPLIED, Head, NotFittedError, one_thread, preload, register
 # The registry: importing a head's module lists its heads in HEADS (`@register`), in this order.
-from . import mlp, linear, prototypes, gda, zs_linear  # noqa: E402, I001  (one line per module)
+from . import mlp, linear, prototypes, gda, zs_linear  # noqa: F401, I001  (one line per module)
 from .gda import GDA
 from .linear import LinearProbe
 from .mlp import SAMPLERS, MLPHead, class_balanced_sampler

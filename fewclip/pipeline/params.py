@@ -16,7 +16,6 @@ import difflib
 import functools
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 

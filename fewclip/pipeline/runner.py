@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .. import SettingError, UserError
@@ -35,6 +36,15 @@ def message(error: UserError, names: dict[str, str]) -> str:
     if isinstance(error, SettingError) and error.setting in names:
         return error.named(names[error.setting])
     return str(error)
+
+
+def stage_paths(usage: str) -> list[Path]:
+    """The paths a stage's command names, in the order of `usage` ("FEATURES CLASSIFIER ...");
+    dvc.yaml names every input and output on the command, so none has a default."""
+    names, given = usage.split(), sys.argv[1:]
+    if len(given) != len(names):
+        raise UserError(f"usage: python {sys.argv[0]} {usage} (got {len(given)} of the {len(names)} paths)")
+    return [Path(a) for a in given]
 
 
 def run(main: Callable[[], int | None], names: dict[str, str] | None = None) -> None:
