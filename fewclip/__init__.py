@@ -1,14 +1,18 @@
 """Few-shot and zero-shot image classification on a frozen CLIP.
 
-One module per concern:
-  params     the params.yaml schema, checked before any work; running a stage with clear errors
+One module per concern. The library knows nothing of params.yaml: it raises SettingError with
+its own setting names, and the pipeline layer maps params (and predict its flags) onto it.
+  pipeline/  the pipeline layer: the params.yaml schema (params), the params stage's whole
+             check (check), running a stage or command with one-line errors (runner)
+  kinds      the kinds of setting values (positive, a count, a grid, ...) heads declare with
+  settings   the allowed values of the library's own settings (decode routes, engines)
   data       image discovery, junk skipping
   pixels     robust decoding of an image file to RGB (EXIF, CMYK, 16-bit, transparency)
   splits     the folder layout rules, the data check (checks: small classes, exact
              duplicates and leaks, ...), the train/val split, file lists
   backbone/  the backbone interface (base: identity, input, output, text side, encoding),
-             its families (openai: the `clip` package's names and checkpoint files),
-             loading one by name, lazily
+             its families (openai: the `clip` package's names and checkpoint files;
+             open_clip: `open_clip:<architecture>:<tag or file>`), loading one by name, lazily
   cache      the per-image (and per-prompt-set) feature cache, keyed by content, backbone
              and the code that turns files into pixels; the shots curve's fit cache
   features   the feature files: one writer and one reader each
@@ -17,12 +21,15 @@ One module per concern:
   decode     GPU JPEG decoding and preprocessing, with the CPU path as fallback
   routing    which files nvJPEG may decode, and why the others take the CPU path
   prompts    prompt templates and the text (zero-shot) classifier
-  heads/     classifiers on features (the estimator contract in heads/base.py, one file per
-             head family, the selection rule in heads/selection.py), saving and loading
+  heads/     classifiers on features (the estimator contract and the registry in heads/base.py,
+             one file per head family, the selection rule in heads/selection.py), saving and loading
   openvocab  trained and novel classes in one classifier; the classifier artefact's writer
              and reader
+  training   the train stage's work: the classifier of a mode and head, epoch by epoch
+  evaluation the evaluate stage's work: headline figures, report, confusions, galleries
   shots      accuracy versus shots per class, every head, several seeds
-  metrics    accuracy, balanced accuracy, per-class accuracy, confusion matrix, GZSL figures
+  metrics    accuracy and the per-epoch figures (the one place), balanced and per-class
+             accuracy, confusion matrix, GZSL figures
   plots      PNG figures, contact sheets, the interactive plots' data
   fetch      obtaining the reference data set and checking it against data.dvc
   predict    classifying new photos with the trained artefact (python -m fewclip.predict)

@@ -31,6 +31,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from .cache import FitCache
+from .metrics import accuracy
 from .heads import HEADS, ZeroShotHead, fit_imports, make_head, one_thread, preload
 
 
@@ -75,8 +76,8 @@ def draw_ranked(labels: np.ndarray, keys: np.ndarray, k: int, val_per_class: int
     return np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
 
 
-def accuracy(head, x: np.ndarray, y: np.ndarray) -> float:
-    return float((head.predict_proba(x).argmax(1) == y).mean())
+def _test_accuracy(head, x: np.ndarray, y: np.ndarray) -> float:
+    return accuracy(head.predict_proba(x), y)
 
 
 def fit_plan(heads: list[str], ks: list, seeds: int) -> list[tuple]:
@@ -154,7 +155,7 @@ def _fit(task: tuple) -> dict:
                      logit_scale=w["logit_scale"], seed=seed)
     start = time.perf_counter()
     head.fit(tr.x, tr.y, va.x, va.y, n_classes=w["text_features"].shape[0])
-    return _row(task, tr, accuracy(head, w["test"].x, w["test"].y), time.perf_counter() - start)
+    return _row(task, tr, _test_accuracy(head, w["test"].x, w["test"].y), time.perf_counter() - start)
 
 
 def _one_thread_worker() -> None:
@@ -200,7 +201,7 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
                 cache.put(keys[i], row)
     finally:
         _WORLD.clear()
-    zs = accuracy(ZeroShotHead(text_features, logit_scale), test.x, test.y)
+    zs = _test_accuracy(ZeroShotHead(text_features, logit_scale), test.x, test.y)
     rows += [{"head": "zero-shot", "k": str(k), "seed": 0, "shots": 0.0, "acc": zs, "seconds": 0.0, "cached": False}
              for k in ks]
     return rows

@@ -13,6 +13,7 @@ from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 from .. import SettingError
 from ..kinds import Count, Counts, NonNegative, Positive, Rate
+from ..metrics import epoch_row, figures
 from .base import Head, as_labels, as_tensor, has_rows, register
 
 
@@ -108,13 +109,12 @@ class MLPHead(Head):
                 right += int((out.argmax(1) == yb).sum())
                 seen += len(yb)
                 loss_sum += loss.item() * len(yb)
-            row = {"train/acc": right / seen, "train/loss": loss_sum / seen}
+            val = None
             if has_val:
                 net.eval()
                 with torch.no_grad():
-                    out = net(X_val)
-                row["val/acc"] = float((out.argmax(1) == y_val).float().mean())
-                row["val/loss"] = float(F.cross_entropy(out, y_val))
+                    val = figures(net(X_val), y_val)
+            row = epoch_row((right / seen, loss_sum / seen), val)
             self.history_.append({"epoch": epoch, **row})
             if on_epoch:
                 on_epoch(epoch, row)

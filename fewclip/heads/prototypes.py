@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..kinds import Count, Grid, NonNegative, Positive
+from ..metrics import epoch_row, figures
 from .base import Head, as_labels, as_tensor, class_means, correct, grid, has_rows, register
 from .selection import compare
 
@@ -126,12 +127,11 @@ class TipAdapterF(TipAdapter):
                 sched.step()
                 right += int((out.argmax(1) == y[idx]).sum())
                 loss_sum += loss.item() * len(idx)
-            row = {"train/acc": right / len(y), "train/loss": loss_sum / len(y)}
+            val = None
             if Xv is not None:
                 with torch.no_grad():
-                    out = self._logits(Xv, keys, self.alpha_, self.beta_)
-                row["val/acc"] = float((out.argmax(1) == yv).float().mean())
-                row["val/loss"] = float(F.cross_entropy(out, yv))
+                    val = figures(self._logits(Xv, keys, self.alpha_, self.beta_), yv)
+            row = epoch_row((right / len(y), loss_sum / len(y)), val)
             self.history_.append({"epoch": epoch, **row})
             if on_epoch:
                 on_epoch(epoch, row)

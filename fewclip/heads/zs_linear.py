@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..kinds import Counts, Fraction, Fractions, Grid, Positive, Whole
+from ..metrics import EPOCH_KEYS
 from .base import Head, as_labels, as_tensor, class_means, correct, grid, has_rows, register
 from .selection import compare
 
@@ -90,7 +91,7 @@ class ZSLinear(Head):
                     saved[epoch] = F.normalize(W.detach(), dim=-1)
         if not log:
             return saved, [[] for _ in scales]
-        keys = ["train/acc", "train/loss", "val/acc", "val/loss"]
+        keys = EPOCH_KEYS
         table = torch.stack(logs, 1).tolist()  # (L, epochs, cols)
         history = [[{"epoch": e + 1, **dict(zip(keys, row))} for e, row in enumerate(rows)] for rows in table]
         return saved, history
