@@ -38,7 +38,7 @@ def test_only_torchscript_archives_are_tried_as_torchscript(tiny_checkpoint, tin
 
 
 def test_unknown_model_name_says_what_to_do():
-    with pytest.raises(UserError, match=r"'ViT-Q/99' is neither a CLIP model name .*ViT-B/32.* nor an existing checkpoint"):
+    with pytest.raises(UserError, match=r"^model='ViT-Q/99': neither a CLIP model name .*ViT-B/32.* nor an existing checkpoint"):
         load_backbone("ViT-Q/99", device="cpu")
 
 

@@ -128,3 +128,18 @@ def test_run_freezes_what_the_imports_made_and_names_settings_as_the_caller_does
         run(lambda: 0)  # 0 and None return normally
     finally:
         gc.unfreeze()
+
+
+def test_the_launcher_pauses_the_collector_only_while_the_stage_imports(tmp_path):
+    """dvc.yaml runs the stage scripts through `python -m fewclip.pipeline.runner`; the scripts
+    themselves set no gc state."""
+    from helpers import sh
+
+    script = tmp_path / "stage.py"
+    script.write_text("import gc\nimport sys\nat_import = gc.isenabled()\n"
+                      "from fewclip.pipeline.runner import run\n\n"
+                      "def main():\n    print(at_import, gc.isenabled(), gc.get_freeze_count() > 0, sys.argv[1:])\n\n"
+                      "if __name__ == '__main__':\n    run(main)\n")
+    out = sh("python", "-m", "fewclip.pipeline.runner", script, "a", "b", cwd=tmp_path).stdout
+    assert out.strip() == "False True True ['a', 'b']"
+    assert sh("python", script, "a", cwd=tmp_path).stdout.strip() == "True True True ['a']"

@@ -460,30 +460,24 @@ def test_predict_on_ray_gives_the_local_predictions(base):
         assert [p["probability"] for p in a["predictions"]] == pytest.approx([p["probability"] for p in b["predictions"]], abs=1e-4)
 
 
-def test_open_clip_models_run_end_to_end(base, tiny_open_clip, tmp_path):
-    """`dvc exp run -S model=open_clip:...`: the tiny CLIP's trained weights in open_clip's own
-    layout (run by open_clip's model class, tokenizer and preprocessing) reach the accuracy the
-    same weights reach through OpenAI's `clip` in `base`; a full-size open_clip architecture
-    with random weights (a state-dict file) goes through every stage."""
+def test_an_open_clip_model_runs_end_to_end(base, tmp_path):
+    """`dvc exp run -S model=open_clip:<architecture>:<weights file>`: a full-size open_clip
+    architecture with random weights goes through every stage. (Its accuracy is chance; the
+    tiny CLIP's trained weights through open_clip are asserted in test_tiny_world.py.)"""
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from random_checkpoint import random_open_clip
 
     repo = base[0]
-    cheap = ("-S", "shots.heads=[ncm]", "-S", "shots.ks=[1]", "-S", "shots.seeds=1")
-    out = run_exp(repo, "oc-tiny", "-S", f"model={tiny_open_clip}", *cheap)
+    random_open_clip("ViT-S-32", tmp_path / "vit-s-32-random.pt")
+    name = f"open_clip:ViT-S-32:{tmp_path / 'vit-s-32-random.pt'}"
+    out = run_exp(repo, "oc-random", "-S", f"model={name}", "-S", "shots.heads=[ncm]", "-S", "shots.ks=[1]",
+                  "-S", "shots.seeds=1")
     assert ran(out) == {"params", "embed", "train", "evaluate", "shots"}
-    random_file = random_open_clip("ViT-S-32", tmp_path / "vit-s-32-random.pt")
-    out = run_exp(repo, "oc-random", "-S", f"model=open_clip:ViT-S-32:{tmp_path / 'vit-s-32-random.pt'}", *cheap)
-    assert "embed: done" in out and random_file is not None
-    rows = exp_rows(repo)
-    ours = read_json(repo / "metrics" / "evaluate" / "metrics.json")  # base: the same weights through clip
-    tiny_params, tiny = rows["oc-tiny"]
-    assert tiny_params["model"] == tiny_open_clip
-    assert abs(tiny["test"]["acc"] - ours["test"]["acc"]) <= 0.05 and tiny["test"]["acc"] > 0.6, (tiny, ours)
-    random_params, random_run = rows["oc-random"]
-    assert random_params["model"].startswith("open_clip:ViT-S-32:") and 0 <= random_run["test"]["acc"] <= 1
+    assert re.search(rf"embed: done in [\d.]+s \({re.escape(name)} on cpu loaded in", out), out
+    params, m = exp_rows(repo)["oc-random"]
+    assert params["model"] == name and 0 <= m["test"]["acc"] <= 1
 
 
 TOY_HEAD = '''"""A toy head: each class scored by its nearest training feature."""

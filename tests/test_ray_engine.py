@@ -106,7 +106,7 @@ def test_ray_not_installed(monkeypatch, images):
 
 def test_unreachable_address(monkeypatch, images):
     monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process
-    with pytest.raises(UserError, match=r"^embed.engine: ray cannot reach the Ray cluster at '127.0.0.1:1' \("):
+    with pytest.raises(UserError, match=r"^Ray cannot reach the Ray cluster at '127.0.0.1:1' \("):
         embed_ray("model.pt", "0" * 64, images, address="127.0.0.1:1", progress=False)
 
 
