@@ -114,53 +114,68 @@ def code_version() -> str:
     return _digest([p.read_text() for p in sources], libs)
 
 
-# The data of the fits, set in the parent before the worker processes fork from it (so they
-# inherit it without pickling) or in the parent itself when it fits alone.
-_WORLD: dict = {}
+class Fits:
+    """The data of one curve's fits, and what a fit does with it: draw its shots (`draw`),
+    key it for the fit cache (`key`), fit and score it (`fit`). Held by `shots_curve` for one
+    call; forked workers get it when they start (inherited through fork, not pickled) and
+    keep it as their process's one job (`_fits_of_this_worker`)."""
+
+    def __init__(self, train: Features, val: Features, test: Features, text_features: np.ndarray,
+                 logit_scale: float, head_params: dict, val_per_class: int):
+        pool_ids = [*(train.ids or [f"train#{i}" for i in range(len(train.y))]),
+                    *(val.ids or [f"val#{i}" for i in range(len(val.y))])]
+        self.train, self.val, self.test = train, val, test
+        self.text_features, self.logit_scale = text_features, logit_scale
+        self.head_params, self.val_per_class = head_params, val_per_class
+        self.pool = Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]), pool_ids)
+        self.keys: dict[int, np.ndarray] = {}  # per seed: the ranking keys of the pool's images
+        self.context = ""  # what every fit's cache key shares (set when there is a cache)
+
+    def draw(self, k, seed: int) -> tuple[Features, Features]:
+        """The training and validation images of (k, seed): drawn afresh for every fit (a sort
+        per class, microseconds), the same for every head."""
+        if k == "all":
+            return self.train, self.val
+        if seed not in self.keys:
+            self.keys[seed] = rank_keys(self.pool.ids, seed)
+        ti, vi = draw_ranked(self.pool.y, self.keys[seed], int(k), self.val_per_class)
+        return Features(self.pool.x[ti], self.pool.y[ti]), Features(self.pool.x[vi], self.pool.y[vi])
+
+    def key(self, name: str, seed: int, tr: Features, va: Features) -> str:
+        """The fit cache's key of a fit: `context`, its head, params and seed (where the head
+        uses one), and the features it is drawn (`draw`)."""
+        return _digest(self.context, name, self.head_params.get(name), seed if HEADS[name].uses_seed else None,
+                       tr.x, tr.y, va.x, va.y)
+
+    def row(self, task: tuple, tr: Features, acc: float, seconds: float) -> dict:
+        """A fit's row of the curve (`shots_curve`), trained on `tr`."""
+        k, seed, name = task
+        return {"head": name, "k": str(k), "seed": seed, "shots": len(tr.y) / self.text_features.shape[0],
+                "acc": acc, "seconds": seconds}
+
+    def fit(self, task: tuple) -> dict:
+        """One fit of the plan, (k, seed, head name): its row of the curve."""
+        k, seed, name = task
+        tr, va = self.draw(k, seed)
+        head = make_head(name, self.head_params.get(name), text_features=self.text_features,
+                         logit_scale=self.logit_scale, seed=seed)
+        start = time.perf_counter()
+        head.fit(tr.x, tr.y, va.x, va.y, n_classes=self.text_features.shape[0])
+        return self.row(task, tr, _test_accuracy(head, self.test.x, self.test.y), time.perf_counter() - start)
 
 
-def _draw(k, seed: int) -> tuple[Features, Features]:
-    """The training and validation images of (k, seed): drawn afresh for every fit (a sort
-    per class, microseconds), the same for every head."""
-    w = _WORLD
-    if k == "all":
-        return w["train"], w["val"]
-    if seed not in w["keys"]:
-        w["keys"][seed] = rank_keys(w["pool"].ids, seed)
-    ti, vi = draw_ranked(w["pool"].y, w["keys"][seed], int(k), w["val_per_class"])
-    return Features(w["pool"].x[ti], w["pool"].y[ti]), Features(w["pool"].x[vi], w["pool"].y[vi])
+_fits_of_this_worker: Fits | None = None  # set only in a forked fitting process, by its initializer
 
 
-def _fit_key(name: str, seed: int, tr: Features, va: Features) -> str:
-    """The fit cache's key of a fit: its head, params and seed (where the head uses one), the
-    features it is drawn (`_draw`), and what `shots_curve` put in `_WORLD["context"]`."""
-    w = _WORLD
-    return _digest(w["context"], name, w["head_params"].get(name), seed if HEADS[name].uses_seed else None,
-                   tr.x, tr.y, va.x, va.y)
-
-
-def _row(task: tuple, tr: Features, acc: float, seconds: float) -> dict:
-    """A fit's row of the curve (`shots_curve`), trained on `tr`."""
-    k, seed, name = task
-    return {"head": name, "k": str(k), "seed": seed, "shots": len(tr.y) / _WORLD["text_features"].shape[0],
-            "acc": acc, "seconds": seconds}
-
-
-def _fit(task: tuple) -> dict:
-    """One fit of the plan, (k, seed, head name): its row of the curve."""
-    k, seed, name = task
-    w = _WORLD
-    tr, va = _draw(k, seed)
-    head = make_head(name, w["head_params"].get(name), text_features=w["text_features"],
-                     logit_scale=w["logit_scale"], seed=seed)
-    start = time.perf_counter()
-    head.fit(tr.x, tr.y, va.x, va.y, n_classes=w["text_features"].shape[0])
-    return _row(task, tr, _test_accuracy(head, w["test"].x, w["test"].y), time.perf_counter() - start)
-
-
-def _one_thread_worker() -> None:
+def _start_worker(fits: Fits) -> None:
+    global _fits_of_this_worker
+    _fits_of_this_worker = fits
     torch.set_num_threads(1)
     threadpool_limits(limits=1)
+
+
+def _fit_in_worker(task: tuple) -> dict:
+    return _fits_of_this_worker.fit(task)
 
 
 def shots_curve(train: Features, val: Features, test: Features, text_features: np.ndarray,
@@ -175,46 +190,38 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
     and seeds its own training, so the rows are the same whatever the number of processes,
     and whether they come from `cache` or not."""
     plan = fit_plan(heads, ks, seeds)
-    pool_ids = [*(train.ids or [f"train#{i}" for i in range(len(train.y))]),
-                *(val.ids or [f"val#{i}" for i in range(len(val.y))])]
-    _WORLD.clear()
-    _WORLD.update(train=train, val=val, test=test, text_features=text_features, logit_scale=logit_scale,
-                  head_params=head_params, val_per_class=val_per_class, keys={},
-                  pool=Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]), pool_ids))
+    fits = Fits(train, val, test, text_features, logit_scale, head_params, val_per_class)
     rows: list = [None] * len(plan)
-    try:
-        keys: dict[int, str] = {}
+    keys: dict[int, str] = {}
+    if cache is not None:
+        fits.context = _digest(code_version(), test.x, test.y, text_features, float(logit_scale))
+        for i, (k, seed, name) in enumerate(plan):
+            tr, va = fits.draw(k, seed)
+            keys[i] = fits.key(name, seed, tr, va)
+            row = cache.get(keys[i])
+            if row is not None:
+                rows[i] = {**fits.row(plan[i], tr, row["acc"], row["seconds"]), "cached": True}
+                if progress:
+                    progress()
+    todo = [i for i in range(len(plan)) if rows[i] is None]
+    for i, row in _fit_all(fits, [plan[i] for i in todo], todo, fit_processes(workers, len(todo)), heads, progress):
+        rows[i] = {**row, "cached": False}
         if cache is not None:
-            _WORLD["context"] = _digest(code_version(), test.x, test.y, text_features, float(logit_scale))
-            for i, (k, seed, name) in enumerate(plan):
-                tr, va = _draw(k, seed)
-                keys[i] = _fit_key(name, seed, tr, va)
-                row = cache.get(keys[i])
-                if row is not None:
-                    rows[i] = {**_row(plan[i], tr, row["acc"], row["seconds"]), "cached": True}
-                    if progress:
-                        progress()
-        todo = [i for i in range(len(plan)) if rows[i] is None]
-        for i, row in _fit_all([plan[i] for i in todo], todo, fit_processes(workers, len(todo)), heads, progress):
-            rows[i] = {**row, "cached": False}
-            if cache is not None:
-                cache.put(keys[i], row)
-    finally:
-        _WORLD.clear()
+            cache.put(keys[i], row)
     zs = _test_accuracy(ZeroShotHead(text_features, logit_scale), test.x, test.y)
     rows += [{"head": "zero-shot", "k": str(k), "seed": 0, "shots": 0.0, "acc": zs, "seconds": 0.0, "cached": False}
              for k in ks]
     return rows
 
 
-def _fit_all(tasks: list[tuple], index: list[int], workers: int, heads: list[str], progress):
+def _fit_all(fits: Fits, tasks: list[tuple], index: list[int], workers: int, heads: list[str], progress):
     """(index, row) of every task, in this process or in `workers` forked ones."""
     if not tasks:  # (every row from the cache: nothing to import either)
         return
     if workers == 1:
         with one_thread(fit_imports(heads)):
             for i, task in zip(index, tasks):
-                yield i, _fit(task)
+                yield i, fits.fit(task)
                 if progress:
                     progress()
         return
@@ -224,8 +231,8 @@ def _fit_all(tasks: list[tuple], index: list[int], workers: int, heads: list[str
     preload(fit_imports(heads))
     order = sorted(range(len(tasks)), key=lambda j: -_cost(tasks[j]))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_one_thread_worker) as pool:
-        futures = {pool.submit(_fit, tasks[j]): index[j] for j in order}
+                             initializer=_start_worker, initargs=(fits,)) as pool:
+        futures = {pool.submit(_fit_in_worker, tasks[j]): index[j] for j in order}
         for future in as_completed(futures):
             yield futures[future], future.result()
             if progress:

@@ -26,6 +26,12 @@ from fewclip.plots import model_label, shots_curve_png
 from fewclip.shots import Features, curve_records, fit_plan, fit_processes, shots_curve, summarize
 
 
+class ForkSafeBar(tqdm):
+    """A progress bar without tqdm's monitor thread: the fitting processes fork from this one."""
+
+    monitor_interval = 0
+
+
 def main() -> None:
     features, out, png = stage_paths("FEATURES OUT PNG")
     p = load_params(heads=HEADS)
@@ -45,8 +51,7 @@ def main() -> None:
 
     start = time.perf_counter()
     total = len(fit_plan(cfg["heads"], ks, cfg["seeds"]))
-    tqdm.monitor_interval = 0  # no monitor thread: the fitting processes fork from this one
-    with tqdm(total=total, desc="shots", unit="fit", leave=False) as bar:
+    with ForkSafeBar(total=total, desc="shots", unit="fit", leave=False) as bar:
         rows = shots_curve(train, val, test, text, logit_scale, cfg["heads"], p["heads"], ks, cfg["seeds"],
                            cfg["val_per_class"], progress=bar.update, workers=cfg["workers"], cache=cache)
     seconds = time.perf_counter() - start
