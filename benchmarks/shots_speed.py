@@ -75,7 +75,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, {str(ROOT)!r})
 from fewclip.features import load_features
 from fewclip.pipeline.params import load_params
-from fewclip.shots import Features, shots_curve
+from fewclip.shots import shots_curve
 p = load_params({str(ROOT / 'params.yaml')!r}); cfg = p["shots"]
 sets = [load_features({str(features)!r} + f"/{{s}}.npz") for s in ("train", "val", "test")]
 with np.load({str(features)!r} + "/text.npz") as z:
@@ -88,7 +88,7 @@ else:  # the libraries' own thread counts: without the curve's one-thread policy
     fewclip.shots.one_thread = lambda imports=(): contextlib.nullcontext()
 limits = threadpool_limits(threads) if threads else None
 start = time.perf_counter()
-shots_curve(*(Features(s.features, s.labels) for s in sets), text, scale, cfg["heads"], p["heads"],
+shots_curve(*sets, text, scale, cfg["heads"], p["heads"],
             cfg["ks"], cfg["seeds"], cfg["val_per_class"])
 print(time.perf_counter() - start)
 """

@@ -85,7 +85,7 @@ def check_lengths(backbone, class_name: str, texts: list[str]) -> None:
                             f"reads at most {backbone.context_length}: shorten the class's names or the templates")
 
 
-def logit_scale(backbone, cache=None) -> float:
+def cached_logit_scale(backbone, cache=None) -> float:
     """CLIP's learned softmax temperature (about 100), from the cache when it is there."""
     key = text_key("logit_scale")
     hit = cache.get(key) if cache is not None else None

@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -31,15 +30,15 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from .cache import FitCache
+from .features import FeatureSet
 from .metrics import accuracy
 from .heads import HEADS, ZeroShotHead, fit_imports, make_head, one_thread, preload
 
 
-@dataclass
-class Features:
-    x: np.ndarray
-    y: np.ndarray
-    ids: list[str] | None = None  # what identifies each image in the draws (its path); None: its row
+def _rows(fs: FeatureSet, idx: np.ndarray) -> FeatureSet:
+    """The images `idx` of a feature set."""
+    return FeatureSet(fs.features[idx], fs.labels[idx], fs.classes, [fs.paths[i] for i in idx] if fs.paths else [],
+                      fs.model, fs.model_sha256)
 
 
 def _split_class(idx: np.ndarray, k: int, val_per_class: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,37 +119,38 @@ class Fits:
     call; forked workers get it when they start (inherited through fork, not pickled) and
     keep it as their process's one job (`_fits_of_this_worker`)."""
 
-    def __init__(self, train: Features, val: Features, test: Features, text_features: np.ndarray,
+    def __init__(self, train: FeatureSet, val: FeatureSet, test: FeatureSet, text_features: np.ndarray,
                  logit_scale: float, head_params: dict, val_per_class: int):
-        pool_ids = [*(train.ids or [f"train#{i}" for i in range(len(train.y))]),
-                    *(val.ids or [f"val#{i}" for i in range(len(val.y))])]
+        pool_ids = [*(train.paths or [f"train#{i}" for i in range(len(train.labels))]),
+                    *(val.paths or [f"val#{i}" for i in range(len(val.labels))])]
         self.train, self.val, self.test = train, val, test
         self.text_features, self.logit_scale = text_features, logit_scale
         self.head_params, self.val_per_class = head_params, val_per_class
-        self.pool = Features(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]), pool_ids)
+        self.pool = FeatureSet(np.concatenate([train.features, val.features]), np.concatenate([train.labels, val.labels]),
+                               train.classes, pool_ids, train.model, train.model_sha256)
         self.keys: dict[int, np.ndarray] = {}  # per seed: the ranking keys of the pool's images
         self.context = ""  # what every fit's cache key shares (set when there is a cache)
 
-    def draw(self, k, seed: int) -> tuple[Features, Features]:
+    def draw(self, k, seed: int) -> tuple[FeatureSet, FeatureSet]:
         """The training and validation images of (k, seed): drawn afresh for every fit (a sort
         per class, microseconds), the same for every head."""
         if k == "all":
             return self.train, self.val
         if seed not in self.keys:
-            self.keys[seed] = rank_keys(self.pool.ids, seed)
-        ti, vi = draw_ranked(self.pool.y, self.keys[seed], int(k), self.val_per_class)
-        return Features(self.pool.x[ti], self.pool.y[ti]), Features(self.pool.x[vi], self.pool.y[vi])
+            self.keys[seed] = rank_keys(self.pool.paths, seed)
+        ti, vi = draw_ranked(self.pool.labels, self.keys[seed], int(k), self.val_per_class)
+        return _rows(self.pool, ti), _rows(self.pool, vi)
 
-    def key(self, name: str, seed: int, tr: Features, va: Features) -> str:
+    def key(self, name: str, seed: int, tr: FeatureSet, va: FeatureSet) -> str:
         """The fit cache's key of a fit: `context`, its head, params and seed (where the head
         uses one), and the features it is drawn (`draw`)."""
         return _digest(self.context, name, self.head_params.get(name), seed if HEADS[name].uses_seed else None,
-                       tr.x, tr.y, va.x, va.y)
+                       tr.features, tr.labels, va.features, va.labels)
 
-    def row(self, task: tuple, tr: Features, acc: float, seconds: float) -> dict:
+    def row(self, task: tuple, tr: FeatureSet, acc: float, seconds: float) -> dict:
         """A fit's row of the curve (`shots_curve`), trained on `tr`."""
         k, seed, name = task
-        return {"head": name, "k": str(k), "seed": seed, "shots": len(tr.y) / self.text_features.shape[0],
+        return {"head": name, "k": str(k), "seed": seed, "shots": len(tr.labels) / self.text_features.shape[0],
                 "acc": acc, "seconds": seconds}
 
     def fit(self, task: tuple) -> dict:
@@ -160,8 +160,8 @@ class Fits:
         head = make_head(name, self.head_params.get(name), text_features=self.text_features,
                          logit_scale=self.logit_scale, seed=seed)
         start = time.perf_counter()
-        head.fit(tr.x, tr.y, va.x, va.y, n_classes=self.text_features.shape[0])
-        return self.row(task, tr, _test_accuracy(head, self.test.x, self.test.y), time.perf_counter() - start)
+        head.fit(tr.features, tr.labels, va.features, va.labels, n_classes=self.text_features.shape[0])
+        return self.row(task, tr, _test_accuracy(head, self.test.features, self.test.labels), time.perf_counter() - start)
 
 
 _fits_of_this_worker: Fits | None = None  # set only in a forked fitting process, by its initializer
@@ -178,7 +178,7 @@ def _fit_in_worker(task: tuple) -> dict:
     return _fits_of_this_worker.fit(task)
 
 
-def shots_curve(train: Features, val: Features, test: Features, text_features: np.ndarray,
+def shots_curve(train: FeatureSet, val: FeatureSet, test: FeatureSet, text_features: np.ndarray,
                 logit_scale: float, heads: list[str], head_params: dict, ks: list, seeds: int,
                 val_per_class: int, progress=None, workers=1, cache: FitCache | None = None) -> list[dict]:
     """One row per fit of `fit_plan`, in its order (head, k, seed: test accuracy, mean shots
@@ -194,7 +194,7 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
     rows: list = [None] * len(plan)
     keys: dict[int, str] = {}
     if cache is not None:
-        fits.context = _digest(code_version(), test.x, test.y, text_features, float(logit_scale))
+        fits.context = _digest(code_version(), test.features, test.labels, text_features, float(logit_scale))
         for i, (k, seed, name) in enumerate(plan):
             tr, va = fits.draw(k, seed)
             keys[i] = fits.key(name, seed, tr, va)
@@ -208,7 +208,7 @@ def shots_curve(train: Features, val: Features, test: Features, text_features: n
         rows[i] = {**row, "cached": False}
         if cache is not None:
             cache.put(keys[i], row)
-    zs = _test_accuracy(ZeroShotHead(text_features, logit_scale), test.x, test.y)
+    zs = _test_accuracy(ZeroShotHead(text_features, logit_scale), test.features, test.labels)
     rows += [{"head": "zero-shot", "k": str(k), "seed": 0, "shots": 0.0, "acc": zs, "seconds": 0.0, "cached": False}
              for k in ks]
     return rows

@@ -1,4 +1,5 @@
-"""Stage embed: L2-normalised CLIP features of every listed image and of every class name.
+"""Stage embed: L2-normalised CLIP features of every listed image and of every class name
+(the work: `fewclip.featurize`).
 
 Reads <splits>/*.csv, writes <out>/{train,val,test,zero_shot}.npz, <out>/text.npz and
 <out>/summary.json (the format: fewclip/features.py). Features come
@@ -10,18 +11,15 @@ import json
 import sys
 import time
 
-import numpy as np
-
-from fewclip import UserError
 from fewclip.backbone import LazyBackbone
 from fewclip.cache import FeatureCache, NoCache, pixels_identity
-from fewclip.splits import read_list
 from fewclip.decode import resolve_decode
-from fewclip.embedding import CacheStats, embed_cached, resolve_workers
-from fewclip.features import FeatureSet, TextFeatures, save_features, save_text
+from fewclip.embedding import resolve_workers
+from fewclip.featurize import embed_split, embed_text
+from fewclip.features import save_features, save_text
 from fewclip.pipeline.params import load_params
 from fewclip.pipeline.runner import run, stage_paths
-from fewclip.prompts import logit_scale, text_classifier
+from fewclip.splits import read_list
 
 SPLITS = ("train", "val", "test", "zero_shot")
 
@@ -52,33 +50,18 @@ def main() -> None:
     dim = None
     for split in SPLITS:
         rows = read_list(splits / f"{split}.csv")
-        names = novel if split == "zero_shot" else classes
-        index = {c: i for i, c in enumerate(names)}
-        t = time.perf_counter()
-        stats = CacheStats()
-        feats, errors = embed_cached(backbone, [path for path, _ in rows], cache, e["batch_size"], workers,
-                                     desc=split, stats=stats, dim=dim, decode=decode,
-                                     engine=e["engine"], address=e["ray_address"])
-        dim = feats.shape[1]
-        ok = [not err for err in errors]
-        bad = [[path, err] for (path, _), err in zip(rows, errors) if err]
-        for path, err in bad:
-            print(f"  skipped {path}: {err}", file=sys.stderr)
-        kept = [r for r, keep in zip(rows, ok) if keep]
-        lost = sorted(set(classes) - {label for _, label in kept}) if split == "train" else []
-        if lost:
-            raise UserError(f"no training image of class(es) {lost} could be decoded; "
-                            "these classes cannot be trained")
-        save_features(out / f"{split}.npz", FeatureSet(
-            features=feats[ok], labels=np.array([index[label] for _, label in kept], dtype=np.int64),
-            classes=names, paths=[path for path, _ in kept], model=p["model"], model_sha256=backbone.sha256))
-        summary["images"][split] = len(kept)
+        done = embed_split(backbone, rows, novel if split == "zero_shot" else classes, cache,
+                           batch_size=e["batch_size"], workers=workers, decode=decode, engine=e["engine"],
+                           address=e["ray_address"], desc=split, dim=dim, trained=split == "train",
+                           skipped=lambda path, err: print(f"  skipped {path}: {err}", file=sys.stderr))
+        dim, stats, bad = done.features.features.shape[1], done.stats, done.skipped
+        save_features(out / f"{split}.npz", done.features)
+        summary["images"][split] = len(done.features.labels)
         summary["skipped"][split] = bad
         summary["cache"][split] = {"cached": stats.cached, "embedded": stats.embedded}
         summary["decoded"][split] = dict(stats.routes)
-        print(f"embed: {split}: {len(kept)} images ({stats.embedded} embedded, {stats.cached} from cache) "
-              f"in {time.perf_counter() - t:.1f}s"
-              + (f", skipped {len(bad)} that could not be decoded" if bad else "")
+        print(f"embed: {split}: {len(done.features.labels)} images ({stats.embedded} embedded, {stats.cached} from "
+              f"cache) in {done.seconds:.1f}s" + (f", skipped {len(bad)} that could not be decoded" if bad else "")
               + (f"; decoded: {stats.routes.describe()}" if decode == "gpu" and stats.embedded else ""))
 
     prompts = p["classes"]["prompts"]
@@ -86,9 +69,7 @@ def main() -> None:
     if unused:
         print(f"warning: params.yaml classes.prompts names {unused}, neither trained nor novel: not used",
               file=sys.stderr)
-    text = text_classifier(backbone, classes + novel, e["templates"], prompts, cache=cache)
-    save_text(out / "text.npz", TextFeatures(text, classes + novel, e["templates"], logit_scale(backbone, cache),
-                                             p["model"], backbone.sha256))
+    save_text(out / "text.npz", embed_text(backbone, classes + novel, e["templates"], prompts, cache))
     summary["backbone_loaded"] = backbone.loaded is not None
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     how = (f"{p['model']} on {backbone.device} loaded in {backbone.load_seconds:.1f}s" if backbone.loaded

@@ -23,7 +23,7 @@ from fewclip.heads import HEADS
 from fewclip.pipeline.params import load_params
 from fewclip.pipeline.runner import run, stage_paths
 from fewclip.plots import model_label, shots_curve_png
-from fewclip.shots import Features, curve_records, fit_plan, fit_processes, shots_curve, summarize
+from fewclip.shots import curve_records, fit_plan, fit_processes, shots_curve, summarize
 
 
 class ForkSafeBar(tqdm):
@@ -39,10 +39,10 @@ def main() -> None:
     sets = {s: load_features(features / f"{s}.npz") for s in ("train", "val", "test")}
     text_file = load_text(features / "text.npz")
     text, logit_scale = text_file.rows_for(sets["train"].classes, features / "text.npz"), text_file.logit_scale
-    train, val, test = (Features(s.features, s.labels, s.paths) for s in sets.values())
+    train, val, test = sets.values()
     cache = FitCache(cfg["fit_cache"]) if cfg["fit_cache"] else None
     # a shot count that no class can fill would repeat "all": not fitted, reported as "all"
-    sizes = np.bincount(np.concatenate([train.y, val.y]))
+    sizes = np.bincount(np.concatenate([train.labels, val.labels]))
     beyond = shots_beyond(cfg["ks"], [int(n) for n in sizes])
     ks = [k for k in cfg["ks"] if k not in beyond] or ["all"]
     if beyond:

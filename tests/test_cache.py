@@ -142,7 +142,7 @@ def test_a_fully_cached_run_never_loads_the_backbone(tiny_checkpoint, images, tm
     """Images and class texts all cached: the features come back without loading the
     checkpoint, equal to the first run's; one new image makes it load."""
     from fewclip.backbone import LazyBackbone
-    from fewclip.prompts import logit_scale, text_classifier
+    from fewclip.prompts import cached_logit_scale, text_classifier
 
     def run(paths):
         lazy = LazyBackbone(str(tiny_checkpoint), device="cpu")
@@ -150,7 +150,7 @@ def test_a_fully_cached_run_never_loads_the_backbone(tiny_checkpoint, images, tm
                              pixels_identity("cpu", "openai"))
         feats, _ = embed_cached(lazy, paths, cache, batch_size=8, progress=False)
         text = text_classifier(lazy, ["red circle", "blue square"], ["a photo of a {}."], cache=cache)
-        return feats, text, logit_scale(lazy, cache), lazy.loaded is not None
+        return feats, text, cached_logit_scale(lazy, cache), lazy.loaded is not None
 
     feats, text, scale, loaded = run(images)
     assert loaded

@@ -6,7 +6,8 @@ import pytest
 
 import fewclip.shots as shots
 from fewclip.cache import FitCache
-from fewclip.shots import Features, draw_ranked, fit_plan, fit_processes, rank_keys, shots_curve
+from fewclip.features import FeatureSet
+from fewclip.shots import draw_ranked, fit_plan, fit_processes, rank_keys, shots_curve
 from synthetic import feature_blobs
 
 HEADS = ["gda", "mlp", "ncm"]
@@ -16,12 +17,12 @@ KS = [1, 2, "all"]
 
 def blobs(n_per_class, seed, name):
     x, y = feature_blobs(n_per_class, seed, classes=4, dim=16)
-    return Features(x, y, [f"{name}/{i}.jpg" for i in range(len(y))])
+    return FeatureSet(x, y, list("abcd"), [f"{name}/{i}.jpg" for i in range(len(y))], "toy", "0" * 64)
 
 
 @pytest.fixture(scope="module")
 def world():
-    return blobs(8, 1, "train"), blobs(3, 2, "val"), blobs(10, 3, "test"), blobs(1, 4, "text").x
+    return blobs(8, 1, "train"), blobs(3, 2, "val"), blobs(10, 3, "test"), blobs(1, 4, "text").features
 
 
 def curve(world, heads=HEADS, params=PARAMS, train=None, **kw):
@@ -97,11 +98,11 @@ def test_only_what_changed_is_fitted_again(world, tmp_path, monkeypatch):
     # photos added to one class: the draws they enter, and "all"
     tr = world[0]
     extra = blobs(3, 9, "added")
-    keep = extra.y == 0
-    grown = Features(np.concatenate([tr.x, extra.x[keep]]), np.concatenate([tr.y, extra.y[keep]]),
-                     [*tr.ids, *np.array(extra.ids)[keep]])
-    pool_y = np.concatenate([grown.y, world[1].y])
-    pool_ids = [*grown.ids, *world[1].ids]
+    keep = extra.labels == 0
+    grown = FeatureSet(np.concatenate([tr.features, extra.features[keep]]), np.concatenate([tr.labels, extra.labels[keep]]),
+                       tr.classes, [*tr.paths, *np.array(extra.paths)[keep]], "toy", "0" * 64)
+    pool_y = np.concatenate([grown.labels, world[1].labels])
+    pool_ids = [*grown.paths, *world[1].paths]
     new = {i for i, name in enumerate(pool_ids) if name.startswith("added/")}
     entered = set()
     for seed in range(2):

@@ -79,3 +79,28 @@ def test_evaluation_figures_agree_with_the_classifier(world, tmp_path):
                   [r for r in curve if r["head"] != "gda"])
     assert ev.gzsl_confusion is None and not any(k.startswith(("gzsl", "curve")) for k in ev.metrics)
     assert ev.warnings == ["head gda is not in the shots curve (shots.heads): no curve figures"]
+
+
+def test_embedding_a_split_skips_what_cannot_be_decoded_and_stops_on_a_lost_class(tiny_checkpoint, tmp_path):
+    from helpers import truncated_jpeg
+
+    from fewclip import UserError
+    from fewclip.backbone import LazyBackbone
+    from fewclip.cache import NoCache
+    from fewclip.featurize import embed_split
+    from synthetic import write_image_folder
+
+    write_image_folder(tmp_path, ["red circle", "blue square"], 3, seed=0)
+    truncated_jpeg(tmp_path / "red_circle" / "cut.jpg")
+    rows = [(str(p), p.parent.name) for p in sorted(tmp_path.rglob("*.jpg"))]
+    backbone, told = LazyBackbone(str(tiny_checkpoint), "cpu"), []
+    kw = dict(batch_size=4, workers=0, decode="cpu", engine="local", address=None, desc="train", trained=True)
+    done = embed_split(backbone, rows, ["blue_square", "red_circle"], NoCache(),
+                       skipped=lambda path, why: told.append(path), **kw)
+    fs = done.features
+    assert told == [str(tmp_path / "red_circle" / "cut.jpg")] and [p for p, _ in done.skipped] == told
+    assert fs.features.shape == (6, 64) and sorted(fs.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert fs.model == str(tiny_checkpoint) and fs.model_sha256 == backbone.sha256 and done.stats.embedded == 6
+    with pytest.raises(UserError, match=r"no training image of class\(es\) \['red_circle'\] could be decoded"):
+        embed_split(backbone, [r for r in rows if r[1] != "red_circle" or r[0].endswith("cut.jpg")],
+                    ["blue_square", "red_circle"], NoCache(), **kw)
