@@ -91,7 +91,7 @@ def test_a_lazy_backbone_knows_its_identity_and_tokenizer_without_loading(tiny_c
         lazy.no_such_attribute  # noqa: B018 - an unknown attribute is an error, not a load
 
 
-def test_a_cuda_error_while_loading_is_not_taken_for_a_failed_download(tmp_path, monkeypatch):
+def test_a_cuda_error_while_loading_is_not_taken_for_a_failed_download(tiny_checkpoint_ts, tmp_path, monkeypatch):
     import clip
 
     from fewclip.backbone import openai
@@ -102,3 +102,6 @@ def test_a_cuda_error_while_loading_is_not_taken_for_a_failed_download(tmp_path,
     monkeypatch.setattr(clip, "load", cuda_broken)
     with pytest.raises(RuntimeError, match="CUDA error"):
         openai.load("ViT-B/32", torch.device("cpu"), str(tmp_path), "0" * 64)
+    # nor, for a checkpoint file, for a file that is not CLIP's
+    with pytest.raises(RuntimeError, match="CUDA error"):
+        openai.load(str(tiny_checkpoint_ts), torch.device("cpu"), str(tmp_path), "0" * 64)

@@ -161,17 +161,30 @@ def _torchscript(path: str) -> bool:
         return False
 
 
+def _load_torchscript(path: str, device: torch.device):
+    """The model of an OpenAI TorchScript archive, or None when `path` is not a CLIP archive:
+    other weights (KeyError), or a file clip.load read to the end trying torch.load on it
+    (EOFError), which may still be a plain state dict."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
+            return clip.load(path, device=device, jit=False)[0]
+    except (EOFError, KeyError, RuntimeError, ValueError, OSError, pickle.UnpicklingError) as e:
+        if _device_error(e):
+            raise
+        return None
+
+
+def _device_error(e: BaseException) -> bool:
+    """A CUDA (or other device) failure, which says nothing about the file."""
+    return isinstance(e, RuntimeError) and any(w in str(e) for w in ("CUDA", "cuDNN", "out of memory"))
+
+
 def _load_file(path: str, device: torch.device):
-    if _torchscript(path):  # (trying torch.jit.load on anything else costs a second or so)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
-                return clip.load(path, device=device, jit=False)[0]
-        except (EOFError, KeyError, RuntimeError, ValueError, OSError, pickle.UnpicklingError):
-            # not a CLIP archive (KeyError: other weights), or clip.load tried torch.load on a file it had
-            # read to the end (EOFError) and so could not read a plain state dict; try one here,
-            # or say below what the file is not
-            pass
+    # (trying torch.jit.load on anything but a TorchScript archive costs a second or so)
+    model = _load_torchscript(path, device) if _torchscript(path) else None
+    if model is not None:
+        return model
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -179,6 +192,8 @@ def _load_file(path: str, device: torch.device):
         model = build_model(dict(state)).to(device)
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError, OSError, EOFError,
             pickle.UnpicklingError) as e:  # what torch.load and build_model raise for other files
+        if _device_error(e):
+            raise
         raise UserError(f"{path}: not a CLIP checkpoint (neither a TorchScript archive nor a "
                         f"CLIP state dict): {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     if device.type == "cpu":
