@@ -30,7 +30,10 @@ from .heads import load_head, save_head
 
 
 class OpenVocabulary:
-    """`predict_proba(X)` over `classes` = the head's trained classes, then the novel ones."""
+    """The trained head and the novel classes in one classifier. Each estimator's
+    `predict_proba` is over its own classes: this one's over `classes` (the trained classes,
+    then the novel ones), the head's (`self.head.predict_proba`) over the trained classes
+    alone, the first `n_trained` of `classes`."""
 
     def __init__(self, head, classes: list[str], text_features, logit_scale: float,
                  n_trained: int, seen_bias: float = 0.0):
@@ -51,6 +54,8 @@ class OpenVocabulary:
                               self.logit_scale, self.n_trained, self.seen_bias)
 
     def predict_proba(self, X) -> np.ndarray:
+        """(n, len(classes)): the head's probabilities scaled by zero-shot's mass on the
+        trained classes (less `seen_bias` in log space), beside zero-shot's on the novel ones."""
         if not self.novel:
             return self.head.predict_proba(X)
         X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
