@@ -59,8 +59,8 @@ def resolve_decode(setting: str, device, resize=lambda: RESIZE_SHORTER_CENTER_CR
     rule = resize()
     if rule != RESIZE_SHORTER_CENTER_CROP:
         if setting == "gpu":
-            raise SettingError("decode", setting, f"the GPU path implements CLIP's resize ({RESIZE_SHORTER_CENTER_CROP}), "
-                               f"not this backbone's ({rule}); use auto or cpu")
+            raise SettingError("decode", setting, f"the GPU path implements CLIP's resize "
+                               f"({RESIZE_SHORTER_CENTER_CROP}), not this backbone's ({rule}); use auto or cpu")
         return "cpu"
     return "gpu"
 

@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     feats, errors = embed_images(backbone, paths, args.batch_size,
                                  resolve_workers("auto", backbone.device), desc="predict",
                                  progress=sys.stderr.isatty(),
-                                 decode=resolve_decode(args.decode, backbone.device, lambda: backbone.resize) if args.engine == "local" else "cpu",
+                                 decode=(resolve_decode(args.decode, backbone.device, lambda: backbone.resize)
+                                         if args.engine == "local" else "cpu"),
                                  engine=args.engine, address=args.address)
     ok = [i for i, e in enumerate(errors) if not e]
     for path, err in zip(paths, errors):

@@ -126,8 +126,9 @@ class Fits:
         self.train, self.val, self.test = train, val, test
         self.text_features, self.logit_scale = text_features, logit_scale
         self.head_params, self.val_per_class = head_params, val_per_class
-        self.pool = FeatureSet(np.concatenate([train.features, val.features]), np.concatenate([train.labels, val.labels]),
-                               train.classes, pool_ids, train.model, train.model_sha256)
+        self.pool = FeatureSet(np.concatenate([train.features, val.features]),
+                               np.concatenate([train.labels, val.labels]), train.classes, pool_ids, train.model,
+                               train.model_sha256)
         self.keys: dict[int, np.ndarray] = {}  # per seed: the ranking keys of the pool's images
         self.context = ""  # what every fit's cache key shares (set when there is a cache)
 
@@ -161,7 +162,8 @@ class Fits:
                          logit_scale=self.logit_scale, seed=seed)
         start = time.perf_counter()
         head.fit(tr.features, tr.labels, va.features, va.labels, n_classes=self.text_features.shape[0])
-        return self.row(task, tr, _test_accuracy(head, self.test.features, self.test.labels), time.perf_counter() - start)
+        acc = _test_accuracy(head, self.test.features, self.test.labels)
+        return self.row(task, tr, acc, time.perf_counter() - start)
 
 
 _fits_of_this_worker: Fits | None = None  # set only in a forked fitting process, by its initializer

@@ -42,7 +42,8 @@ def main() -> None:
                              pixels_identity(route, backbone.family, backbone.libraries))
         stale = cache.prune_temp() if cache.dir.is_dir() else 0
         cache.touch()
-        print(f"embed: feature cache {cache.dir}" + (f" (removed {stale} partial entries of a killed run)" if stale else ""))
+        print(f"embed: feature cache {cache.dir}"
+              + (f" (removed {stale} partial entries of a killed run)" if stale else ""))
     else:
         cache = NoCache()
     summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}, "cache": {},

@@ -22,7 +22,8 @@ from .base import Backbone, Tokenizer
 FAMILIES = (open_clip, openai)
 DEFAULT_CACHE = "~/.cache/clip"
 
-__all__ = ["Backbone", "DEFAULT_CACHE", "FAMILIES", "LazyBackbone", "Tokenizer", "check_name", "family_of", "load_backbone",
+__all__ = ["Backbone", "DEFAULT_CACHE", "FAMILIES", "LazyBackbone", "Tokenizer", "check_name", "family_of",
+           "load_backbone",
            "model_sha256", "resolve_device"]
 
 

@@ -53,7 +53,8 @@ def make_head(name: str, head_params: dict | None = None, text_features=None, lo
     kwargs = dict(head_params or {})
     unknown = sorted(set(kwargs) - set(cls.settings()))
     if unknown:
-        raise SettingError(f"{name} settings", unknown, f"not settings of this head (it has {', '.join(cls.settings())})")
+        raise SettingError(f"{name} settings", unknown,
+                           f"not settings of this head (it has {', '.join(cls.settings())})")
     if cls.uses_seed:
         kwargs.update(seed=seed)
     if cls.needs_text:
