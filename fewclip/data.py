@@ -128,8 +128,7 @@ def scan_folder(root: str | Path, check_images: bool = True) -> ImageFolder:
     """Find `<root>/<class>/**/<image>` files, in a stable (sorted) order."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: data folder not found; obtain the data (README: `make data`) "
-                        "or point params.yaml `data` at your folders")
+        raise UserError(f"{root}: data folder not found")
     found = ImageFolder(root=root)
     for entry in sorted(root.iterdir()):
         if not entry.is_dir():

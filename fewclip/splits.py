@@ -72,6 +72,10 @@ def make_splits(train_dir: str | Path, test_dir: str | Path, zero_shot_dir: str 
     folder of a class without training folder, or without usable images, is not evaluated
     and warned about. `info` hears each folder's scan summary (before any rule is checked),
     `warn` the warnings, among them each finding of the data check."""
+    for setting, folder in (("train_dir", train_dir), ("test_dir", test_dir)):
+        if not Path(folder).is_dir():
+            raise SettingError(setting, str(folder), "data folder not found; obtain the data (README: `make data`) "
+                               "or name the folder your photos are in")
     train, test = scan_folder(train_dir), scan_folder(test_dir)
     zero = scan_folder(zero_shot_dir) if zero_shot_dir and Path(zero_shot_dir).is_dir() else None
     if zero_shot_dir and zero is None:

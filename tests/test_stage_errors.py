@@ -53,7 +53,7 @@ def test_a_broken_layout_rule_stops_split_with_one_line(project):
 def test_missing_data_folder_is_named(project):
     set_params(project, **{"data.train_dir": "d/nothing-here"})
     msg = stage_error(project, "split")
-    assert "d/nothing-here: data folder not found" in msg
+    assert "params.yaml: data.train_dir='d/nothing-here': data folder not found; obtain the data" in msg
 
 
 def test_bad_params_are_named(project):

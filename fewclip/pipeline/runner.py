@@ -32,6 +32,8 @@ PARAMS_KEYS = {
     "templates": "params.yaml: embed.templates",
     "prompts": "params.yaml: classes.prompts",
     "val_fraction": "params.yaml: split.val_fraction",
+    "train_dir": "params.yaml: data.train_dir",
+    "test_dir": "params.yaml: data.test_dir",
     "novel": "params.yaml: classes.novel",
     "model": "params.yaml: model",
     "head": "params.yaml: head",
