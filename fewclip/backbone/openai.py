@@ -22,17 +22,28 @@ import zipfile
 import torch
 import torch.nn.functional as F
 
-with warnings.catch_warnings():  # clip imports pkg_resources, which warns on import
-    warnings.simplefilter("ignore")
-    import clip
-    from clip.clip import _MODELS, _transform
-    from clip.model import CLIP, build_model
-
 from .. import SettingError, UserError
 from ..cache import file_sha256
 from .base import RESIZE_SHORTER_CENTER_CROP, Backbone, Tokenizer
 
 DOWNLOAD_TIMEOUT_S = 60
+
+
+@functools.lru_cache(maxsize=1)
+def _clip():
+    """The `clip` package, imported on first use: it takes about 2.5 s (pkg_resources, which
+    warns on import, with it), which a check of a checkpoint file's name need not pay."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import clip
+        import clip.clip
+        import clip.model
+        import clip.simple_tokenizer
+    return clip
+
+
+def _models() -> dict:
+    return _clip().clip._MODELS  # name -> download address, whose folder is the file's SHA-256
 
 
 # CLIP's per-channel normalisation of RGB in [0, 1] (`clip.clip._transform`)
@@ -48,9 +59,7 @@ RESIZE = RESIZE_SHORTER_CENTER_CROP  # every OpenAI model's
 @functools.lru_cache(maxsize=1)
 def tokenizer(name: str = "") -> Tokenizer:
     """CLIP's BPE tokenizer (the same for every OpenAI model), without loading any weights."""
-    from clip.simple_tokenizer import SimpleTokenizer
-
-    bpe = SimpleTokenizer()
+    bpe = _clip().simple_tokenizer.SimpleTokenizer()
     return Tokenizer(CONTEXT_LENGTH, lambda text: len(bpe.encode(text)) + 2,
                      f"openai-clip=={_version()} bpe_simple_vocab_16e6 context {CONTEXT_LENGTH}")
 
@@ -68,12 +77,12 @@ class OpenAIClip(Backbone):
     libraries = LIBRARIES
     mean, std = MEAN, STD
 
-    def __init__(self, model: CLIP, name: str, sha256: str, device: torch.device):
+    def __init__(self, model, name: str, sha256: str, device: torch.device):
         self.model, self.name, self.sha256, self.device = model, name, sha256, device
         self.resolution = int(model.visual.input_resolution)
         self.dim = int(model.text_projection.shape[1])
         self.tokenizer = tokenizer(name)
-        self.preprocess = _transform(self.resolution)
+        self.preprocess = _clip().clip._transform(self.resolution)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -93,35 +102,35 @@ class OpenAIClip(Backbone):
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         # `fewclip.prompts.check_lengths` has refused longer prompts: never cut one short here
         context = int(self.model.positional_embedding.shape[0])
-        tokens = clip.tokenize(texts, context_length=context, truncate=False)
+        tokens = _clip().tokenize(texts, context_length=context, truncate=False)
         f = self.model.encode_text(tokens.to(self.device))
         return F.normalize(f.float(), dim=-1)
 
 
 def known(name: str) -> bool:
     """Whether `name` is this family's: a CLIP model name, or a file (a checkpoint)."""
-    return name in _MODELS or os.path.isfile(os.path.expanduser(name))
+    return os.path.isfile(os.path.expanduser(name)) or name in _models()
 
 
 def check_name(name: str) -> None:
     """One UserError unless `name` is a CLIP model name or an existing file."""
     if not known(name):
-        raise SettingError("model", name, f"neither a CLIP model name ({', '.join(clip.available_models())}), nor an "
+        raise SettingError("model", name, f"neither a CLIP model name ({', '.join(_models())}), nor an "
                            "existing checkpoint file, nor an open_clip name (open_clip:<architecture>:<tag or file>)")
 
 
 def model_sha256(name: str) -> str:
     """The SHA-256 that identifies a backbone, without loading it: the published checksum of
     a CLIP model name (`clip.load` verifies its download against it), or a checkpoint file's."""
-    if name in _MODELS:
-        return _MODELS[name].split("/")[-2]
+    if not os.path.isfile(os.path.expanduser(name)) and name in _models():
+        return _models()[name].split("/")[-2]
     check_name(name)
     return file_sha256(os.path.expanduser(name))
 
 
 def load(name: str, device: torch.device, download_root: str, sha256: str) -> OpenAIClip:
     """The frozen model `name` on `device`; one clear UserError when that fails."""
-    if name in _MODELS:
+    if not os.path.isfile(os.path.expanduser(name)) and name in _models():
         model = _load_named(name, device, download_root)
     else:
         model = _load_file(os.path.expanduser(name), device)
@@ -130,11 +139,11 @@ def load(name: str, device: torch.device, download_root: str, sha256: str) -> Op
 
 
 def _load_named(name: str, device: torch.device, root: str):
-    filename = os.path.basename(_MODELS[name])
+    filename = os.path.basename(_models()[name])
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # clip's download has no timeout of its own
     try:
-        return clip.load(name, device=device, jit=False, download_root=root)[0]
+        return _clip().load(name, device=device, jit=False, download_root=root)[0]
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         # a download that failed (no network, a timeout) or whose checksum did not match;
         # any other RuntimeError (a CUDA error, say) is not a failed download
@@ -168,7 +177,7 @@ def _load_torchscript(path: str, device: torch.device):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
-            return clip.load(path, device=device, jit=False)[0]
+            return _clip().load(path, device=device, jit=False)[0]
     except (EOFError, KeyError, RuntimeError, ValueError, OSError, pickle.UnpicklingError) as e:
         if _device_error(e):
             raise
@@ -189,7 +198,7 @@ def _load_file(path: str, device: torch.device):
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
-        model = build_model(dict(state)).to(device)
+        model = _clip().model.build_model(dict(state)).to(device)
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError, OSError, EOFError,
             pickle.UnpicklingError) as e:  # what torch.load and build_model raise for other files
         if _device_error(e):
