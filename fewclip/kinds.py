@@ -7,9 +7,14 @@ place (`fewclip.heads.base.Head.settings`); the params schema is assembled from 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
+
+from .settings import SAMPLERS
+
+# the arguments of a head's signature that the pipeline supplies, not settings: the text prior and the seed
+SUPPLIED = ("text_features", "logit_scale", "seed")
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -21,3 +26,5 @@ Grid = Annotated[list[Positive], Field(min_length=1)]  # candidates chosen on va
 Counts = Annotated[list[Count], Field(min_length=1)]
 Fractions = Annotated[list[Fraction], Field(min_length=1)]
 Text = Annotated[str, Field(min_length=1)]
+Batch = Annotated[int, Field(ge=2)]  # a training batch with batch norm: two rows at least
+Sampler = Literal[SAMPLERS]

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from fewclip.cache import FitCache
 from fewclip.checks import shots_beyond
 from fewclip.features import load_features, load_text
-from fewclip.heads import HEADS
+from fewclip.pipeline.heads_schema import declared_heads
 from fewclip.pipeline.params import load_params
 from fewclip.pipeline.runner import run, stage_paths
 from fewclip.plots import model_label, shots_curve_png
@@ -34,7 +34,7 @@ class ForkSafeBar(tqdm):
 
 def main() -> None:
     features, out, png = stage_paths("FEATURES OUT PNG")
-    p = load_params(heads=HEADS)
+    p = load_params(heads=declared_heads())
     cfg = p["shots"]
     sets = {s: load_features(features / f"{s}.npz") for s in ("train", "val", "test")}
     text_file = load_text(features / "text.npz")

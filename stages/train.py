@@ -12,8 +12,8 @@ tip-adapter). In zero mode only epoch 0. What the head chose and did goes to the
 from dvclive import Live
 
 from fewclip.features import load_features, load_text
-from fewclip.heads import HEADS
 from fewclip.openvocab import save_classifier
+from fewclip.pipeline.heads_schema import declared_heads
 from fewclip.pipeline.params import load_params
 from fewclip.pipeline.runner import run, stage_paths
 from fewclip.training import train_classifier
@@ -21,7 +21,7 @@ from fewclip.training import train_classifier
 
 def main() -> None:
     features, model_out, live_dir = stage_paths("FEATURES CLASSIFIER_OUT LIVE_DIR")
-    p = load_params(heads=HEADS)
+    p = load_params(heads=declared_heads())
     mode = p["mode"]
     train, val = load_features(features / "train.npz"), load_features(features / "val.npz")
     text = load_text(features / "text.npz")

@@ -34,6 +34,17 @@ def tiny_open_clip(tiny_clip, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def random_vit_s_32(tmp_path_factory) -> Path:
+    """open_clip's ViT-S-32 (63 M parameters) with random weights, as a state-dict file."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from random_checkpoint import random_open_clip
+
+    path = tmp_path_factory.mktemp("open_clip_random") / "vit-s-32-random.pt"
+    random_open_clip("ViT-S-32", path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint_ts(tiny_clip, tmp_path_factory) -> Path:
     """The tiny CLIP saved as a TorchScript archive, the format of OpenAI's checkpoints."""
     return synthetic.save_checkpoint(tiny_clip, tmp_path_factory.mktemp("ckpt") / "tiny-clip-ts.pt",

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from fewclip.heads import HEADS
+from fewclip.pipeline.heads_schema import declared_heads
 from fewclip.pipeline.params import load_params, schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +124,8 @@ def test_stage_depends_on_every_module_it_runs(stage):
         elif d.startswith(("fewclip/", "stages/")):
             declared |= set((ROOT / d).rglob("*.py"))
     needed = project_imports(script)
+    if ROOT / "fewclip" / "pipeline" / "heads_schema.py" in needed:  # it reads the heads' source
+        needed |= set((ROOT / "fewclip" / "heads").glob("*.py"))
     assert declared == needed, (f"dvc.yaml stage {stage}: missing "
                                 f"{sorted(str(p.relative_to(ROOT)) for p in needed - declared)}, "
                                 f"not imported {sorted(str(p.relative_to(ROOT)) for p in declared - needed)}")
@@ -150,13 +153,22 @@ def test_package_modules_take_values_not_the_params_file():
             assert "load_params" not in path.read_text(), path
 
 
+def test_the_source_declarations_are_the_registered_heads_settings():
+    """The params check reads the heads' signatures from their source (no torch); at run time
+    `Head.settings()` reads them from the classes: the same names, kinds and defaults."""
+    declared = declared_heads()
+    assert list(declared) == list(HEADS)
+    for name, cls in HEADS.items():
+        assert declared[name] == cls.settings(), name
+
+
 def test_the_schema_knows_exactly_the_registered_heads():
-    full = schema(HEADS)
+    full = schema(declared_heads())
     assert [f.alias for f in full.model_fields["heads"].annotation.model_fields.values()] == list(HEADS)
     for name, cls in HEADS.items():
         group = full.model_fields["heads"].annotation.model_fields[name.replace("-", "_")].annotation
         assert list(group.model_fields) == list(cls.settings()), name
-    assert list(load_params(ROOT / "params.yaml", HEADS)["heads"]) == list(HEADS)
+    assert list(load_params(ROOT / "params.yaml", declared_heads())["heads"]) == list(HEADS)
 
 
 def test_every_stage_but_params_has_its_reads_checked():

@@ -12,16 +12,10 @@ from fewclip import SettingError, UserError
 from fewclip.backbone import LazyBackbone, check_name, family_of, load_backbone, model_sha256
 from fewclip.backbone import open_clip as family
 
-sys.path.insert(0, str(synthetic.Path(__file__).resolve().parents[1] / "benchmarks"))
-from random_checkpoint import random_open_clip  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def random_small(tmp_path_factory):
-    """open_clip's ViT-S-32 with random weights, as a state-dict file."""
-    path = tmp_path_factory.mktemp("oc") / "vit-s-32-random.pt"
-    random_open_clip("ViT-S-32", path)
-    return path
+@pytest.fixture
+def random_small(random_vit_s_32):
+    return random_vit_s_32
 
 
 def test_the_same_weights_give_the_same_features_through_either_family(tiny_checkpoint, tiny_open_clip):

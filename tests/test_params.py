@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from fewclip import SettingError, UserError
-from fewclip.heads import HEADS
+from fewclip.pipeline.heads_schema import declared_heads
 from fewclip.pipeline.params import check_params, load_params
 from helpers import ROOT
 
@@ -18,7 +18,7 @@ def fault(change) -> str:
     params = copy.deepcopy(GOOD)
     change(params)
     with pytest.raises(UserError) as e:
-        check_params(params, heads=HEADS)
+        check_params(params, heads=declared_heads())
     message = str(e.value)
     assert message.startswith("params.yaml: ") and message.splitlines()[-1] == RESTORE
     return message

@@ -17,7 +17,7 @@ from PIL import Image
 from conftest import FOLDERS
 from fewclip.heads import HEADS
 from fewclip.shots import fit_plan
-from helpers import ROOT, copy_repo, run_stage, set_params, sh, truncated_jpeg
+from helpers import copy_repo, run_stage, set_params, sh, truncated_jpeg
 from synthetic import write_image_folder
 
 
@@ -460,18 +460,12 @@ def test_predict_on_ray_gives_the_local_predictions(base):
         assert [p["probability"] for p in a["predictions"]] == pytest.approx([p["probability"] for p in b["predictions"]], abs=1e-4)
 
 
-def test_an_open_clip_model_runs_end_to_end(base, tmp_path):
+def test_an_open_clip_model_runs_end_to_end(base, random_vit_s_32):
     """`dvc exp run -S model=open_clip:<architecture>:<weights file>`: a full-size open_clip
     architecture with random weights goes through every stage. (Its accuracy is chance; the
     tiny CLIP's trained weights through open_clip are asserted in test_tiny_world.py.)"""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from random_checkpoint import random_open_clip
-
     repo = base[0]
-    random_open_clip("ViT-S-32", tmp_path / "vit-s-32-random.pt")
-    name = f"open_clip:ViT-S-32:{tmp_path / 'vit-s-32-random.pt'}"
+    name = f"open_clip:ViT-S-32:{random_vit_s_32}"
     out = run_exp(repo, "oc-random", "-S", f"model={name}", "-S", "shots.heads=[ncm]", "-S", "shots.ks=[1]",
                   "-S", "shots.seeds=1")
     assert ran(out) == {"params", "embed", "train", "evaluate", "shots"}

@@ -42,6 +42,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..kinds import SUPPLIED
+
 
 class NotFittedError(RuntimeError):
     """A head was asked to predict before `fit`."""
@@ -108,8 +110,6 @@ def correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 OnEpoch = Callable[[int, dict], None]
-# the arguments the pipeline supplies, not settings: the text prior and the seed
-SUPPLIED = ("text_features", "logit_scale", "seed")
 HEADS: dict[str, type["Head"]] = {}
 
 

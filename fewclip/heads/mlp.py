@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import Field
 from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 from .. import SettingError
-from ..kinds import Count, Counts, NonNegative, Positive, Rate
+from ..kinds import Batch, Count, Counts, NonNegative, Positive, Rate, Sampler
 from ..metrics import epoch_row, figures
+from ..settings import SAMPLERS
 from .base import Head, as_labels, as_tensor, has_rows, register
 
 
@@ -27,11 +26,6 @@ def class_balanced_sampler(labels, generator: torch.Generator | None = None) -> 
     counts = torch.bincount(labels).double()
     weights = (1.0 / counts)[labels]
     return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True, generator=generator)
-
-
-SAMPLERS = ("weighted", "uniform")
-Sampler = Literal[SAMPLERS]
-Batch = Annotated[int, Field(ge=2)]  # batch norm needs two rows
 
 
 @register

@@ -13,7 +13,6 @@ fewclip.pipeline.params`) depends on the whole file, so a key that no stage read
 from __future__ import annotations
 
 import difflib
-import functools
 import os
 import re
 from pathlib import Path
@@ -145,27 +144,25 @@ class Params(_Section):
     heads: dict[str, Any]  # one group per head: see `schema`
 
 
-def _head_section(cls) -> type[BaseModel]:
+def _head_section(name: str, settings: dict) -> type[BaseModel]:
     """`heads.<name>`: the head's settings, every one required, of the kinds its signature declares."""
-    fields = {name: (kind, ...) for name, (kind, _) in cls.settings().items()}
-    return create_model(f"{cls.__name__}Params", __base__=_Section, **fields)
-
-
-@functools.lru_cache(maxsize=4)
-def _schema(heads: tuple) -> type[BaseModel]:
-    names = Literal[tuple(name for name, _ in heads)]
-    heads_params = create_model("HeadsParams", __base__=_Section, **{
-        name.replace("-", "_"): (_head_section(cls), Field(alias=name)) for name, cls in heads})
-    shots = create_model("ShotsParams", __base__=ShotsParams, heads=(Annotated[list[names], Field(min_length=1)], ...))
-    return create_model("Params", __base__=Params, head=(names, ...), shots=(shots, ...), heads=(heads_params, ...))
+    fields = {setting: (kind, ...) for setting, (kind, _) in settings.items()}
+    return create_model(f"HeadParams_{name.replace('-', '_')}", __base__=_Section, **fields)
 
 
 def schema(heads: dict | None = None) -> type[BaseModel]:
-    """The schema: with `heads` (`fewclip.heads.HEADS`), whole, `head`, `shots.heads` and every
-    `heads.<name>` group assembled from the registered heads' declared settings; without
-    (the split and embed stages, which use no head: importing the heads would make them
-    depend on the heads' code), the heads' names and groups go unchecked."""
-    return Params if heads is None else _schema(tuple(heads.items()))
+    """The schema. With `heads` ({name: {setting: (kind, default)}}: the registered heads'
+    declarations, `fewclip.pipeline.heads_schema.declared_heads`), whole: `head`,
+    `shots.heads` and every `heads.<name>` group assembled from them. Without (the split
+    and embed stages, which use no head and so do not depend on the heads' code), the heads'
+    names and groups go unchecked."""
+    if heads is None:
+        return Params
+    names = Literal[tuple(heads)]
+    heads_params = create_model("HeadsParams", __base__=_Section, **{
+        name.replace("-", "_"): (_head_section(name, settings), Field(alias=name)) for name, settings in heads.items()})
+    shots = create_model("ShotsParams", __base__=ShotsParams, heads=(Annotated[list[names], Field(min_length=1)], ...))
+    return create_model("Params", __base__=Params, head=(names, ...), shots=(shots, ...), heads=(heads_params, ...))
 
 
 def load_params(path: str | Path = "params.yaml", heads: dict | None = None) -> dict[str, Any]:
