@@ -4,8 +4,8 @@ Heads (the `head` param): `mlp` (the original project's), `linear` (logistic reg
 `ncm` (nearest class mean), `tip-adapter` and `tip-adapter-f`, `gda`, `zs-linear`; the last
 four use CLIP's zero-shot text classifier as a prior. `ZeroShotHead` is `mode: zero`. A new
 head is one module with a `@register`ed `Head` subclass, whose `__init__` signature declares
-its settings, and one import line below; the params schema is assembled from `HEADS`, so
-`params.yaml` needs only its block under `heads:`.
+its settings, and one import line below; the params schema reads the same declarations from
+the source (`fewclip.pipeline.heads_schema`), so `params.yaml` needs only its block under `heads:`.
 
 `save_head` / `load_head` turn a fitted head into a plain dict (its name, its params and its
 declared fitted state: tensors and plain values) and back, so the trained artefact does not
@@ -20,7 +20,8 @@ import torch.nn as nn
 
 from .. import SettingError
 from .base import HEADS, SUPPLIED, Head, NotFittedError, one_thread, preload, register
-# The registry: importing a head's module lists its heads in HEADS (`@register`), in this order.
+# The registry: importing a head's module lists its heads in HEADS (`@register`), in this order
+# (fewclip.pipeline.heads_schema reads these lines too).
 from . import mlp, linear, prototypes, gda, zs_linear  # noqa: F401, I001  (one line per module)
 from .gda import GDA
 from .linear import LinearProbe

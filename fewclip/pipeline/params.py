@@ -2,12 +2,13 @@
 
 Every key of `params.yaml`, its type and its allowed values are declared once: the pipeline's
 own keys here, as pydantic models; each head's settings in its signature (`heads.<name>`,
-assembled from `fewclip.heads.HEADS`), and the allowed values of the library's settings
-(decode routes, engines, samplers) in the library. `load_params()` reads the file, checks all
-of it and returns it as plain nested dicts; any fault stops the stage with one line per fault
-that names the key and what is allowed (the nearest valid key for an unknown one). Every
-stage calls it before it does any work, and the `params` stage of `dvc.yaml` (`python -m
-fewclip.pipeline.params`) depends on the whole file, so a key that no stage reads is checked too.
+assembled by `schema` from the registered heads' declarations), and the allowed values of
+the library's settings (decode routes, engines, samplers) in the library (`fewclip.settings`,
+`fewclip.kinds`). `load_params()` reads the file, checks it and returns it as plain nested
+dicts; any fault stops the stage with one line per fault that names the key and what is
+allowed (the nearest valid key for an unknown one). Every stage calls it before it does any
+work, and the `params` stage of `dvc.yaml` (`python -m fewclip.pipeline.check`) depends on the
+whole file, so a key that no stage reads is checked too. It imports no torch.
 """
 
 from __future__ import annotations
