@@ -98,11 +98,12 @@ def test_clearing_the_novel_classes_without_a_zero_shot_folder(own):
 def test_an_edit_to_the_code_that_makes_pixels_gives_new_features(own):
     """The feature cache keys the code that turns files into pixels: mirroring every image in
     `load_rgb` makes the next `dvc repro` embed every image anew, with other features; undoing
-    the edit finds the first features in the cache again. (PYTHONPATH: the stages run the
-    repository's own copy of the package, the one edited here.)"""
+    the edit finds the first features in the cache again (`dvc repro embed`: the stages up to
+    the features). (PYTHONPATH: the stages run the repository's own copy of the package, the
+    one edited here.)"""
     repo, _ = own
     mine = {"PYTHONPATH": str(repo)}
-    sh("dvc", "repro", cwd=repo, extra_env=mine)
+    sh("dvc", "repro", "embed", cwd=repo, extra_env=mine)
     before = np.load(repo / "features" / "train.npz")["features"]
     pixels = repo / "fewclip" / "pixels.py"
     source = pixels.read_text()
@@ -110,7 +111,7 @@ def test_an_edit_to_the_code_that_makes_pixels_gives_new_features(own):
     assert line in source
     try:
         pixels.write_text(source.replace(line, "            return ImageOps.mirror(_to_rgb(ImageOps.exif_transpose(img)))"))
-        out = sh("dvc", "repro", cwd=repo, extra_env=mine).stdout
+        out = sh("dvc", "repro", "embed", cwd=repo, extra_env=mine).stdout
         assert "Running stage 'embed'" in out
         cache = read_json(repo / "features" / "summary.json")["cache"]
         assert cache["train"] == {"cached": 0, "embedded": len(before)}, cache
@@ -118,6 +119,6 @@ def test_an_edit_to_the_code_that_makes_pixels_gives_new_features(own):
         assert np.abs(mirrored - before).max() > 1e-3
     finally:
         pixels.write_text(source)
-    sh("dvc", "repro", cwd=repo, extra_env=mine)
+    sh("dvc", "repro", "embed", cwd=repo, extra_env=mine)
     assert read_json(repo / "features" / "summary.json")["cache"]["train"]["embedded"] == 0
     assert np.array_equal(np.load(repo / "features" / "train.npz")["features"], before)
