@@ -63,10 +63,12 @@ def code_identity(modules, libraries, *extra) -> str:
 
 
 def pixels_identity(route: str, family: str, libraries=()) -> str:
-    """The identity of the way files become the input of a backbone of `family` (its module
-    holds the preprocessing's constants; `libraries`, its `Backbone.libraries`, the code of
-    its transform) on decode route `route` ("cpu" or "gpu")."""
-    return code_identity((*PIXEL_MODULES, f"backbone/{family}.py"), (*PIXEL_LIBRARIES, *libraries), "route", route)
+    """The identity of the way files become the features of a backbone of `family` (its module
+    holds the preprocessing's constants, `backbone/base.py` the encoding both families share;
+    `libraries`, its `Backbone.libraries`, the code of its transform) on decode route `route`
+    ("cpu" or "gpu")."""
+    modules = (*PIXEL_MODULES, "backbone/base.py", f"backbone/{family}.py")
+    return code_identity(modules, (*PIXEL_LIBRARIES, *libraries), "route", route)
 
 
 @contextmanager

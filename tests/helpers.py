@@ -94,7 +94,7 @@ def run_stage(project: Path, script: str, *args, check: bool = True) -> subproce
             code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         finally:
             sys.argv = argv
-            gc.unfreeze()  # `run` froze what existed: this process collects as before
+            gc.unfreeze()  # `run` freezes what exists: let this process's collector reach it again
     if check and code != 0:
         raise AssertionError(f"stages/{script}.py {' '.join(map(str, args))} failed ({code}):\n"
                              f"{out.getvalue()}\n{err.getvalue()}")

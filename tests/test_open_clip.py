@@ -99,14 +99,14 @@ def test_a_tokenizer_that_must_be_downloaded_says_so(monkeypatch):
     def needs_hub(name, **kwargs):
         raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
 
-    family.tokenizer.cache_clear()
+    family.tokenizer.cache_clear(), family._open_clip_tokenizer.cache_clear()
     monkeypatch.setattr(open_clip, "get_tokenizer", needs_hub)
     try:
         with pytest.raises(UserError, match="its tokenizer must come from the Hugging Face hub and could not be "
                                             r"loaded \(OSError: We couldn't connect.*run once with network access"):
             LazyBackbone("open_clip:ViT-B-16-SigLIP:webli", "cpu")
     finally:
-        family.tokenizer.cache_clear()
+        family.tokenizer.cache_clear(), family._open_clip_tokenizer.cache_clear()
 
 
 def test_without_open_clip_installed_the_line_says_how_to_install_it(monkeypatch):

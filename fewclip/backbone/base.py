@@ -16,7 +16,8 @@ so that nothing outside its family's module reads the model's internals:
 - `encode_images(batch)` and `encode_texts(texts)`: L2-normalised float32 features.
 
 The text side is known without loading the weights (`Tokenizer`), so that a run whose
-features are all cached never loads them (`fewclip.backbone.LazyBackbone`).
+features are all cached never loads them (`fewclip.backbone.LazyBackbone`). `ClipModel` is
+the encoding of a CLIP-shaped torch model, which both families' backbones share.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 # The rule every family here resizes by: the shorter side to `resolution` (bicubic), then the
 # centre `resolution` square (CLIP's own transform; `fewclip.decode` does it on the GPU).
@@ -74,3 +76,30 @@ class Backbone:
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         raise NotImplementedError
+
+
+class ClipModel(Backbone):
+    """A backbone around a CLIP-shaped torch `model` (`encode_image`, `encode_text`, and
+    `logit_scale` as a log), as both families' models are: the encoding they share. A family
+    sets `model` and implements `tokenize(texts)`."""
+
+    model: torch.nn.Module
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp())
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised float32 features of a batch of preprocessed images."""
+        f = self.model.encode_image(images.to(self.device, self.dtype))
+        return F.normalize(f.float(), dim=-1)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        # `fewclip.prompts.check_lengths` has refused longer prompts: nothing is cut short here
+        f = self.model.encode_text(self.tokenize(texts).to(self.device))
+        return F.normalize(f.float(), dim=-1)

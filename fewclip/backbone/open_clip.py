@@ -28,11 +28,10 @@ import pickle
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .. import SettingError, UserError
 from ..cache import file_sha256
-from .base import RESIZE_SHORTER_CENTER_CROP, Backbone, Tokenizer
+from .base import RESIZE_SHORTER_CENTER_CROP, ClipModel, Tokenizer
 
 PREFIX = "open_clip:"
 SCHEMAS = ("local-dir", "hf-hub")  # open_clip's own name schemes, passed on as they are
@@ -116,17 +115,24 @@ def model_sha256(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def tokenizer(name: str) -> Tokenizer:
-    """The model's tokenizer, without its weights. open_clip's own BPE tokenizer is bundled;
-    SigLIP's and other Hugging Face tokenizers need `transformers` and a download."""
+def _open_clip_tokenizer(name: str):
+    """open_clip's tokenizer object of the model (what `OpenCLIP.tokenize` calls). Its own
+    BPE tokenizer is bundled; SigLIP's and other Hugging Face tokenizers need `transformers`
+    and a download."""
     arch, _ = check_name(name)
-    oc = _open_clip()
     try:
-        tok = oc.get_tokenizer(arch)
+        return _open_clip().get_tokenizer(arch)
     except (ImportError, OSError) as e:
         raise UserError(f"model {name!r}: its tokenizer must come from the Hugging Face hub and could not be "
                         f"loaded ({type(e).__name__}: {str(e).splitlines()[0][:160]}); install transformers "
                         "(pip install transformers) and run once with network access, which caches it") from None
+
+
+@functools.lru_cache(maxsize=8)
+def tokenizer(name: str) -> Tokenizer:
+    """The model's text side, without its weights."""
+    arch, _ = check_name(name)
+    tok = _open_clip_tokenizer(name)
     if hasattr(tok, "encode"):  # open_clip's SimpleTokenizer: ids without the start and end tokens
         count = lambda text: len(tok.encode(text)) + 2  # noqa: E731
     else:  # a Hugging Face tokenizer counts its special tokens itself
@@ -146,7 +152,7 @@ def _resize_rule(cfg: dict) -> str:
     return f"{cfg.get('interpolation')} resize, mode {cfg.get('resize_mode')!r}, to {size}"
 
 
-class OpenCLIP(Backbone):
+class OpenCLIP(ClipModel):
     """A frozen open_clip model in eval mode, with its own preprocessing."""
 
     family = "open_clip"
@@ -160,25 +166,12 @@ class OpenCLIP(Backbone):
         self.mean, self.std = tuple(cfg["mean"]), tuple(cfg["std"])
         self.resize = _resize_rule(cfg)
         self.tokenizer = tokenizer(name)
-        self._tokenize = _open_clip().get_tokenizer(check_name(name)[0])
         self.dtype = next(model.parameters()).dtype
-        with torch.no_grad():
-            self.dim = int(model.encode_text(self._tokenize(["a"]).to(device)).shape[-1])
+        with torch.no_grad():  # the width of the shared embedding, whatever the towers are
+            self.dim = int(model.encode_text(self.tokenize(["a"]).to(device)).shape[-1])
 
-    @property
-    def logit_scale(self) -> float:
-        return float(self.model.logit_scale.exp())
-
-    @torch.no_grad()
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        f = self.model.encode_image(images.to(self.device, self.dtype))
-        return F.normalize(f.float(), dim=-1)
-
-    @torch.no_grad()
-    def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        # `fewclip.prompts.check_lengths` has refused longer prompts: nothing is cut short here
-        f = self.model.encode_text(self._tokenize(texts).to(self.device))
-        return F.normalize(f.float(), dim=-1)
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        return _open_clip_tokenizer(self.name)(texts)
 
 
 HUB_HOST = "huggingface.co"
@@ -212,7 +205,7 @@ def load(name: str, device: torch.device, download_root: str, sha256: str) -> Op
     try:
         model, _, preprocess = oc.create_model_and_transforms(
             arch, pretrained=str(weights or pretrained) or None, device=device, precision=precision,
-            cache_dir=download_root, require_pretrained=not arch.startswith(SCHEMAS[1]))
+            cache_dir=download_root, require_pretrained=not arch.startswith("hf-hub:"))
     except RuntimeError as e:
         text = " ".join(str(e).split())
         if "Failed to download" in text:

@@ -20,11 +20,10 @@ import warnings
 import zipfile
 
 import torch
-import torch.nn.functional as F
 
 from .. import SettingError, UserError
 from ..cache import file_sha256
-from .base import RESIZE_SHORTER_CENTER_CROP, Backbone, Tokenizer
+from .base import RESIZE_SHORTER_CENTER_CROP, ClipModel, Tokenizer
 
 DOWNLOAD_TIMEOUT_S = 60
 
@@ -70,7 +69,7 @@ def _version() -> str:
     return metadata.version("openai-clip")
 
 
-class OpenAIClip(Backbone):
+class OpenAIClip(ClipModel):
     """A frozen OpenAI CLIP (`clip.model.CLIP`) in eval mode."""
 
     family = "openai"
@@ -88,23 +87,9 @@ class OpenAIClip(Backbone):
     def dtype(self) -> torch.dtype:
         return self.model.dtype
 
-    @property
-    def logit_scale(self) -> float:
-        return float(self.model.logit_scale.exp())
-
-    @torch.no_grad()
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """L2-normalised float32 features of a batch of preprocessed images."""
-        f = self.model.encode_image(images.to(self.device, self.dtype))
-        return F.normalize(f.float(), dim=-1)
-
-    @torch.no_grad()
-    def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        # `fewclip.prompts.check_lengths` has refused longer prompts: never cut one short here
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
         context = int(self.model.positional_embedding.shape[0])
-        tokens = _clip().tokenize(texts, context_length=context, truncate=False)
-        f = self.model.encode_text(tokens.to(self.device))
-        return F.normalize(f.float(), dim=-1)
+        return _clip().tokenize(texts, context_length=context, truncate=False)
 
 
 def known(name: str) -> bool:
