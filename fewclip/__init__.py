@@ -33,6 +33,10 @@ its own setting names, and the pipeline layer maps params (and predict its flags
   plots      PNG figures, contact sheets, the interactive plots' data
   fetch      obtaining the reference data set and checking it against data.dvc
   predict    classifying new photos with the trained artefact (python -m fewclip.predict)
+  audit/     know your data: out-of-fold suspect labels and outliers (labels), exact, pixel
+             and feature duplicates and leaks (duplicates, fingerprint)
+  suggest    which photos to label next (label_next); its command (suggest_cli:
+             python -m fewclip.suggest)
 """
 
 

@@ -49,9 +49,11 @@ def how_it_classifies(saved: dict, kept_zero_shot: bool) -> str:
 
 
 def evaluate(clf: OpenVocabulary, saved: dict, test: FeatureSet, val: FeatureSet, novel: FeatureSet,
-             curve: list[dict], gallery: int = GALLERY) -> Evaluation:
+             curve: list[dict], gallery: int = GALLERY, leaked: set | frozenset = frozenset()) -> Evaluation:
     """`clf` (the artefact `saved` describes) on the test, validation and novel-class test
-    features, with this experiment's line of the shots `curve` (`curve_records`)."""
+    features, with this experiment's line of the shots `curve` (`curve_records`). `leaked`:
+    the paths of test photos that duplicate a training photo (the audit's leaks): the test
+    accuracy without them is reported too."""
     if test.classes != saved["classes"] or test.model_sha256 != saved["model_sha256"]:
         raise UserError("the test features and the classifier come from different classes or backbones; "
                         "rerun `dvc repro`")
@@ -63,6 +65,10 @@ def evaluate(clf: OpenVocabulary, saved: dict, test: FeatureSet, val: FeatureSet
                              "kept_zero_shot": kept, "uses_training_photos": not kept},
               "test": {"n_images": m["n"], "per_class": m["per_class"]}}
     metrics = {"test/acc": m["acc"], "test/balanced_acc": m["balanced_acc"]}
+    clean = np.array([p not in leaked for p in test.paths], bool)
+    n_leaked = int((~clean).sum())
+    metrics["test/acc_no_leaks"] = accuracy(test_proba[clean], test.labels[clean]) if clean.any() else 0.0
+    report["test"]["leaked"] = n_leaked
     if len(val.labels):
         metrics["val/acc"] = accuracy(clf.head.predict_proba(val.features), val.labels)
     how = how_it_classifies(saved, kept)
@@ -72,6 +78,10 @@ def evaluate(clf: OpenVocabulary, saved: dict, test: FeatureSet, val: FeatureSet
                      (mistakes(test.labels, test_proba, test.classes, test.paths, gallery),
                       f"{how}: {gallery_count(wrong, gallery)} on {m['n']} test images, most confident first "
                       "(true class, predicted class, its probability)"))
+
+    if n_leaked:
+        out.warnings.append(f"{n_leaked} of {m['n']} test photos duplicate a training photo (audit/duplicates.csv): "
+                            f"test accuracy {m['acc']:.1%} with them, {metrics['test/acc_no_leaks']:.1%} without")
 
     if len(novel.labels) and clf.novel:
         if novel.classes != clf.novel:

@@ -3,7 +3,8 @@
 
 Writes, under <live_dir>:
   metrics.json   the DVC metrics: test accuracy and balanced accuracy over the trained
-                 classes, validation accuracy (the same name in every mode), when novel
+                 classes, test accuracy without the test photos that duplicate a training
+                 photo (<duplicates_csv>, the audit's: `where` train-test), validation accuracy (the same name in every mode), when novel
                  classes have test images the generalised zero-shot seen / novel / harmonic,
                  and the shots stage's curve (<curve>) for this experiment's classifier:
                  its test accuracy at each shot count and zero-shot's
@@ -14,6 +15,7 @@ and the pictures <confusion_png> and <gzsl_confusion_png>, and the galleries of 
 <gzsl_mistakes_jpg> (those involving a novel class).
 """
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -35,13 +37,19 @@ def write_json(path: Path, data) -> None:
 
 
 def main() -> None:
-    features, model_path, curve_path, live_dir, png, gzsl_png, gallery, gzsl_gallery = stage_paths(
-        "FEATURES CLASSIFIER CURVE LIVE_DIR CONFUSION_PNG GZSL_CONFUSION_PNG MISTAKES_JPG GZSL_MISTAKES_JPG")
+    features, model_path, curve_path, dups, live_dir, png, gzsl_png, gallery, gzsl_gallery = stage_paths(
+        "FEATURES CLASSIFIER CURVE DUPLICATES_CSV LIVE_DIR CONFUSION_PNG GZSL_CONFUSION_PNG MISTAKES_JPG "
+        "GZSL_MISTAKES_JPG")
     clf, saved = load_classifier(model_path)
     if not curve_path.is_file():
         raise UserError(f"{curve_path}: the shots curve is missing (run `dvc repro shots`)")
+    if not dups.is_file():
+        raise UserError(f"{dups}: the audit's duplicates are missing (run `dvc repro audit`)")
+    with open(dups, newline="", encoding="utf-8") as f:
+        leaked = {row["path"] for row in csv.DictReader(f) if row["where"] == "train-test"}
     ev = evaluate(clf, saved, load_features(features / "test.npz"), load_features(features / "val.npz"),
-                  load_features(features / "zero_shot.npz"), json.loads(curve_path.read_text(encoding="utf-8")))
+                  load_features(features / "zero_shot.npz"), json.loads(curve_path.read_text(encoding="utf-8")),
+                  leaked=leaked)
     for line in ev.warnings:
         print(f"evaluate: {line}", file=sys.stderr)
 

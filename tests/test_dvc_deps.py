@@ -136,7 +136,11 @@ def test_stage_depends_on_every_module_it_runs(stage):
 def test_stage_depends_on_exactly_the_params_it_reads(stage):
     spec = STAGES[stage]
     declared = {p for p in spec.get("params", []) if isinstance(p, str)}
-    assert declared == param_reads(stage_script(spec["cmd"])), f"dvc.yaml stage {stage}"
+    reads = param_reads(stage_script(spec["cmd"]))
+    # a key inside a group the stage declares whole (audit.head in audit) is covered by it
+    covered = {r for r in reads if any(r.startswith(d + ".") for d in declared)}
+    groups = {d for d in declared if any(r.startswith(d + ".") for r in reads)}
+    assert declared == (reads - covered) | groups, f"dvc.yaml stage {stage}"
 
 
 def test_the_params_stage_checks_the_whole_file():

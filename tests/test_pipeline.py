@@ -5,8 +5,10 @@ starts from that committed state (`repo` resets the workspace after each test), 
 experiments that several tests compare are built once, by fixtures, whichever test asks
 first. So each test passes alone (`pytest tests/test_pipeline.py::name`) and in any order."""
 
+import csv
 import json
 import re
+import shutil
 import time
 
 import numpy as np
@@ -531,3 +533,65 @@ def test_a_new_head_is_one_file_one_line_and_its_params_block(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = sh("dvc", "repro", cwd=repo, check=False, extra_env=here)
     assert proc.returncode != 0 and "heads.toy-nn.scale=0: must be greater than 0" in proc.stderr + proc.stdout
+
+
+def test_suggest_ranks_a_pool_leaves_out_training_copies_and_only_copies(base):
+    repo, _ = base
+    pool = write_image_folder(repo.parent / "pool", {"mixed": "green square", "more": "purple circle"}, 4, seed=40)
+    shutil.copy(repo / "data" / "few_shot" / "train" / "green_square" / "000.jpg", pool / "mixed" / "again.jpg")
+    (pool / "mixed" / "junk.jpg").write_text("not a photo")
+    before = {p: p.read_bytes() for p in pool.rglob("*") if p.is_file()}
+    cache = yaml.safe_load((repo / "params.yaml").read_text())["embed"]["feature_cache"]
+    out = sh("python", "-m", "fewclip.suggest", str(pool), "--n", "50", "--sort-into", str(repo.parent / "sorted"),
+             "--feature-cache", cache, cwd=repo)
+    assert "junk.jpg: skipped" in out.stderr
+    assert "1 pool photo(s) duplicate training photos and are left out" in out.stderr and "again.jpg" in out.stderr
+    assert "--n 50 is more than the 8 pool photos left: all of them" in out.stderr
+    rows = list(csv.DictReader(open(repo / "suggest" / "next.csv")))
+    assert len(rows) == 8 and {r["path"] for r in rows} == {str(p) for p in before if p.name not in ("again.jpg",
+                                                                                                      "junk.jpg")}
+    assert all(r["reason"] and 0 < float(r["probability"]) <= 1 for r in rows)
+    sorted_files = sorted((repo.parent / "sorted").rglob("*.jpg"))
+    assert len(sorted_files) == 8 and {p.parent.name for p in sorted_files} <= set(FOLDERS) | {"blue_circle"}
+    assert sum(p.parent.name == "green_square" for p in sorted_files) >= 3
+    assert before == {p: p.read_bytes() for p in pool.rglob("*") if p.is_file()}  # the pool is untouched
+    assert (repo / "suggest" / "next.jpg").read_bytes()[:2] == b"\xff\xd8"
+    again = sh("python", "-m", "fewclip.suggest", str(pool), "--n", "3", "--sort-into", str(repo.parent / "sorted"),
+               "--feature-cache", cache, "--out", str(repo.parent / "n3.csv"), cwd=repo)
+    assert "(3 already there)" in again.stderr  # copies only, never twice
+    none = sh("python", "-m", "fewclip.suggest", str(pool), "--classifier", "nothing.pt", cwd=repo, check=False)
+    assert none.returncode == 1 and "nothing.pt: no trained classifier (run `dvc repro train`)" in none.stderr
+    # the pipeline's stage: without a pool it says so; with data.pool_dir it runs the command
+    assert (repo / "suggest" / "next.csv").exists()
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert "suggest" in lock and "audit" in lock
+
+
+def test_the_audit_stage_outputs_and_the_leak_free_accuracy(base):
+    repo, first = base
+    assert "Running stage 'audit'" in first.stdout
+    header = (repo / "audit" / "suspect_labels.csv").read_text().splitlines()[0]
+    assert header == "path,label,suggested,score"
+    assert (repo / "audit" / "duplicates.csv").read_text().splitlines()[0] == "path,duplicate_of,similarity,kind,where"
+    assert (repo / "audit" / "outliers.csv").read_text().startswith("path,split,label,nearest_class,similarity,z")
+    counts = read_json(repo / "metrics" / "audit" / "metrics.json")["audit"]
+    assert set(counts) == {"suspects", "leaks", "duplicates", "outliers"}
+    summary = read_json(repo / "audit" / "summary.json")
+    assert summary["folds"] >= 2 and summary["head"] == "gda"
+    m = read_json(repo / "metrics" / "evaluate" / "metrics.json")
+    assert 0 <= m["test"]["acc_no_leaks"] <= 1
+    for jpg in ("suspects.jpg", "leaks.jpg"):
+        assert (repo / "plots" / jpg).read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_the_suggest_stage_ranks_data_pool_dir(repo):
+    repo, _ = repo
+    pool = write_image_folder(repo / "data" / "pool", {"unsorted": "orange square"}, 3, seed=41)
+    try:
+        set_params(repo, **{"data.pool_dir": "data/pool", "suggest.n": 2})
+        out = run_stage(repo, "suggest")
+        rows = list(csv.DictReader(open(repo / "suggest" / "next.csv")))
+        assert len(rows) == 2 and all(r["path"].startswith(str(pool.relative_to(repo))) for r in rows)
+        assert "2 of 3 pool photos to label next" in out.stderr
+    finally:
+        shutil.rmtree(pool)

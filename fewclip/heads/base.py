@@ -11,7 +11,8 @@
   and integer labels. What it chooses on the validation features (a regularisation strength,
   a blending weight, an epoch) and what it learns are attributes with a trailing underscore
   (`C_`, `alpha_`, `weight_`); the params are never changed, and every `fit` starts afresh.
-- `predict_proba(X)` returns (n, n_classes) probabilities; before `fit` it raises NotFittedError.
+- `predict_proba(X)` returns (n, n_classes) probabilities (`predict_log_proba`, their logarithms);
+  before `fit` it raises NotFittedError.
 - `kept_zero_shot()` says whether a fitted text-prior head chose its prior, zero-shot CLIP
   itself (`zero_shot_at`: alpha 0, say), so that the training photos change no prediction.
 - `fitted` names the state that predicting needs: `fewclip.heads.save_head` / `load_head`
@@ -170,6 +171,13 @@ class Head:
         self.check_fitted()
         with torch.no_grad():
             return self.logits(as_tensor(X)).softmax(-1).numpy()
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """log `predict_proba(X)`, computed from the logits: exact where a probability is too
+        small for float32."""
+        self.check_fitted()
+        with torch.no_grad():
+            return self.logits(as_tensor(X)).log_softmax(-1).double().numpy()
 
     def check_fitted(self) -> None:
         missing = [a for a in self.fitted if not hasattr(self, a)]

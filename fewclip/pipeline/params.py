@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from .. import UserError
-from ..kinds import Count, Rate, Text
+from ..kinds import Count, Fraction, Positive, Rate, Text
 from ..settings import DECODE_SETTINGS, ENGINES
 
 
@@ -85,11 +85,12 @@ class DataParams(_Section):
     train_dir: Text
     test_dir: Text
     zero_shot_dir: str
+    pool_dir: Union[Text, None]
 
     @model_validator(mode="after")
     def _inside_dir(self) -> "DataParams":
         # dvc.yaml's split and embed stages depend on `dir`: a folder outside it would go unseen
-        outside = [f"{key}={getattr(self, key)!r}" for key in ("train_dir", "test_dir", "zero_shot_dir")
+        outside = [f"{key}={getattr(self, key)!r}" for key in ("train_dir", "test_dir", "zero_shot_dir", "pool_dir")
                    if getattr(self, key) and not inside(getattr(self, key), self.dir)]
         if outside:
             raise ValueError(f"{', '.join(outside)} must lie inside data.dir={self.dir!r} (the folder "
@@ -131,6 +132,19 @@ class ShotsParams(_Section):
     fit_cache: Union[Text, None]
 
 
+class AuditParams(_Section):
+    head: Text  # a head name: see `schema`
+    folds: Annotated[int, Field(ge=2)]
+    near_duplicate: Fraction
+    pixel_duplicate: Fraction
+    outlier_z: Positive
+    gallery: Count
+
+
+class SuggestParams(_Section):
+    n: Count
+
+
 class Params(_Section):
     model: Text
     mode: Literal["few", "zero"]
@@ -142,6 +156,8 @@ class Params(_Section):
     split: SplitParams
     embed: EmbedParams
     shots: ShotsParams
+    audit: AuditParams
+    suggest: SuggestParams
     heads: dict[str, Any]  # one group per head: see `schema`
 
 
@@ -154,7 +170,7 @@ def _head_section(name: str, settings: dict) -> type[BaseModel]:
 def schema(heads: dict | None = None) -> type[BaseModel]:
     """The schema. With `heads` ({name: {setting: (kind, default)}}: the registered heads'
     declarations, `fewclip.pipeline.heads_schema.declared_heads`), whole: `head`,
-    `shots.heads` and every `heads.<name>` group assembled from them. Without (the split
+    `shots.heads`, `audit.head` and every `heads.<name>` group assembled from them. Without (the split
     and embed stages, which use no head and so do not depend on the heads' code), the heads'
     names and groups go unchecked."""
     if heads is None:
@@ -163,7 +179,9 @@ def schema(heads: dict | None = None) -> type[BaseModel]:
     heads_params = create_model("HeadsParams", __base__=_Section, **{
         name.replace("-", "_"): (_head_section(name, settings), Field(alias=name)) for name, settings in heads.items()})
     shots = create_model("ShotsParams", __base__=ShotsParams, heads=(Annotated[list[names], Field(min_length=1)], ...))
-    return create_model("Params", __base__=Params, head=(names, ...), shots=(shots, ...), heads=(heads_params, ...))
+    audit = create_model("AuditParams", __base__=AuditParams, head=(names, ...))
+    return create_model("Params", __base__=Params, head=(names, ...), shots=(shots, ...), audit=(audit, ...),
+                        heads=(heads_params, ...))
 
 
 def load_params(path: str | Path = "params.yaml", heads: dict | None = None) -> dict[str, Any]:
