@@ -109,7 +109,7 @@ def main() -> None:
                     noisy, wrong = add_noise(X, y, C, kind, np.random.default_rng(seed))
                     k = int(wrong.sum())
                     t = time.perf_counter()
-                    s = suspect_labels(lambda: make_head("gda"), X, noisy, C, folds=10, seed=seed)
+                    s = suspect_labels(lambda settings: make_head("gda", settings), X, noisy, C, folds=10, seed=seed)
                     secs = time.perf_counter() - t
                     audit_score = np.nan_to_num(s.score, nan=-np.inf)
                     P = lr_out_of_fold(X, noisy, C, seed)

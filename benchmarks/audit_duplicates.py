@@ -6,9 +6,9 @@ mirrored, and all of these at once. The copies and every reference photo are emb
 each backbone: random weights of the full ViT-B/32 architecture, and the tiny CLIP the tests
 train (tests/synthetic.py, about a minute). Prints, per backbone, the lowest similarity of a
 copy to its original, the highest similarity between two distinct reference photos (the
-pairs cropped from one COCO photograph named apart), and which thresholds separate them;
-`fewclip.audit.find_duplicates` at the library's threshold is then run on every photo and
-its copies and the misses and false positives listed.
+pairs cropped from one COCO photograph named apart), the same for the pixel fingerprints,
+and what `fewclip.audit.find_duplicates` (its defaults) makes of every reference photo and
+every copy: copies found with their original, and every distinct pair it calls a duplicate.
 
     python benchmarks/audit_duplicates.py [--photos 60] [--data ../shared/datasets/vehicles]
 """
@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from fewclip.audit.duplicates import NEAR_DUPLICATE, find_duplicates  # noqa: E402
+from fewclip.audit.duplicates import Photos, find_duplicates  # noqa: E402
+from fewclip.audit.fingerprint import PIXEL_DUPLICATE  # noqa: E402
+from fewclip.cache import file_sha256  # noqa: E402
 from fewclip.backbone import load_backbone  # noqa: E402
 from fewclip.data import scan_folder  # noqa: E402
 from fewclip.embedding import embed_images  # noqa: E402
@@ -81,7 +83,21 @@ def main() -> None:
                                                                        tmp / "vit-b-32.pt")),
                  "tiny CLIP": str(synthetic.save_checkpoint(synthetic.train_tiny_clip(steps=300, seed=0),
                                                              tmp / "tiny.pt"))}
-    results = {}
+    from fewclip.audit.fingerprint import fingerprints, pixel_similarity
+
+    full, var, _ = fingerprints(photos + copies)
+    Pf, Pv, Cf, Cv = full[: len(photos)], var[: len(photos)], full[len(photos):], var[len(photos):]
+    pix_copy = np.array([pixel_similarity(Cf[i:i + 1], Cv[i:i + 1], Pf[o:o + 1], Pv[o:o + 1])[0, 0]
+                         for i, o in enumerate(origin)])
+    pix_distinct = pixel_similarity(Pf, Pv, Pf, Pv)
+    np.fill_diagonal(pix_distinct, -np.inf)
+    kinds_arr = np.array(kinds)
+    results = {"pixel": {"copy_min": float(pix_copy.min()), "distinct_max": float(pix_distinct.max()),
+                         "copy_min_by_kind": {k: float(pix_copy[kinds_arr == k].min()) for k in dict.fromkeys(kinds)}}}
+    print(f"pixel fingerprints: lowest copy-original similarity {pix_copy.min():.3f} ("
+          + ", ".join(f"{k} {v:.3f}" for k, v in results["pixel"]["copy_min_by_kind"].items())
+          + f"); highest of two distinct photos {pix_distinct.max():.3f}; threshold {PIXEL_DUPLICATE}")
+    labels = [Path(p).parent.name for p in photos]
     for label, ckpt in backbones.items():
         bb = load_backbone(ckpt, device="cpu")
         F, err = embed_images(bb, photos + copies, 64, 0, desc=label, progress=False)
@@ -92,26 +108,24 @@ def main() -> None:
         np.fill_diagonal(S, -np.inf)
         i, j = np.unravel_index(np.argsort(-S, axis=None)[:10], S.shape)
         top = [(photos[a], photos[b], float(S[a, b])) for a, b in zip(i, j) if a < b]
-        distinct_max = float(S.max())
-        lowest = {k: float(copy_sim[np.array(kinds) == k].min()) for k in dict.fromkeys(kinds)}
-        groups = {"train": (P, photos), "test": (Cp, copies)}
-        found = find_duplicates(groups, NEAR_DUPLICATE)
+        groups = {"train": Photos(P, photos, labels, Pf, Pv, [file_sha256(p) for p in photos]),
+                  "test": Photos(Cp, copies, [labels[o] for o in origin], Cf, Cv, [file_sha256(c) for c in copies])}
+        found, floor = find_duplicates(groups)
         hit = {d.path: d for d in found if d.where == "train-test"}
         missed = [c for c, o in zip(copies, origin) if c not in hit or hit[c].duplicate_of != photos[o]]
         false_pos = [(d.path, d.duplicate_of, d.similarity) for d in found if d.where == "train"]
-        results[label] = {"copy_min": float(copy_sim.min()), "copy_min_by_kind": lowest, "distinct_max": distinct_max,
-                          "separable": float(copy_sim.min()) > distinct_max, "missed": len(missed),
-                          "false_positives": false_pos}
+        results[label] = {"feature_copy_min": float(copy_sim.min()), "feature_distinct_max": float(S.max()),
+                          "feature_threshold": floor, "missed": len(missed), "false_positives": false_pos}
         print(f"\n{label}: {len(copies)} copies of {len(sample)} photos, {len(photos)} distinct photos")
-        print("  lowest copy-original similarity by alteration: "
-              + ", ".join(f"{k} {v:.4f}" for k, v in lowest.items()))
-        print(f"  highest similarity of two distinct photos: {distinct_max:.4f}; top pairs:")
-        for a, b, s in top[:5]:
+        print(f"  features: lowest copy-original similarity {copy_sim.min():.4f}, highest of two distinct photos "
+              f"{S.max():.4f}; top distinct pairs:")
+        for a, b, sim in top[:3]:
             same = " (crops of one COCO photograph)" if coco_id(a) == coco_id(b) else ""
-            print(f"    {s:.4f}  {Path(a).name}  {Path(b).name}{same}")
-        print(f"  threshold {NEAR_DUPLICATE}: {len(copies) - len(missed)} of {len(copies)} copies found with their "
-              f"original; {len(false_pos)} distinct pairs called duplicates" +
-              "".join(f"\n    false positive: {a} ~ {b} ({s})" for a, b, s in false_pos))
+            print(f"    {sim:.4f}  {Path(a).name}  {Path(b).name}{same}")
+        print(f"  find_duplicates (pixel {PIXEL_DUPLICATE}, feature threshold used {floor:.4f}): "
+              f"{len(copies) - len(missed)} of {len(copies)} copies found with their original; "
+              f"{len(false_pos)} pairs of distinct reference photos called duplicates"
+              + "".join(f"\n    false positive: {a} ~ {b} ({sim})" for a, b, sim in false_pos))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 

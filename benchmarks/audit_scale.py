@@ -34,8 +34,9 @@ def main() -> None:
     y = rng.integers(0, args.classes, args.n)
     X = centres[y] + 1.5 * rng.normal(size=(args.n, args.dim)).astype(np.float32)
     planted = rng.choice(args.n, 50, replace=False)
-    X[planted[:25]] = X[planted[:25] - 1]  # exact copies of their neighbour row
+    X[planted[:25]] = X[planted[:25] - 1]  # exact copies of their neighbour row, in its class
     X[planted[25:]] = X[planted[25:] - 1] + 0.05 * rng.normal(size=(25, args.dim)).astype(np.float32)
+    y[planted] = y[planted - 1]
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     print(f"{args.n} features, {args.dim} wide, {args.classes} classes; {X.nbytes / 2**20:.0f} MB; "
           f"peak so far {peak_mb():.0f} MB")

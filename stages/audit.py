@@ -44,9 +44,9 @@ def main() -> None:
     text = load_text(features / "text.npz")
     rows = text.rows_for(train.classes, features / "text.npz")
 
-    def head():
-        return make_head(a["head"], p["heads"][p["audit"]["head"]], text_features=rows, logit_scale=text.logit_scale,
-                         seed=p["seed"])
+    def head(settings):
+        return make_head(a["head"], {**p["heads"][p["audit"]["head"]], **settings}, text_features=rows,
+                         logit_scale=text.logit_scale, seed=p["seed"])
 
     with one_thread(fit_imports([a["head"]])):
         found = audit(train, val, test, novel, head, folds=a["folds"], seed=p["seed"], threshold=a["near_duplicate"],

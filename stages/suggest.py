@@ -10,7 +10,6 @@ from pathlib import Path
 from fewclip.pipeline.params import load_params
 from fewclip.pipeline.runner import run, stage_paths
 from fewclip.plots import contact_sheet
-from fewclip.suggest_cli import main as suggest
 
 
 def main() -> None:
@@ -23,6 +22,8 @@ def main() -> None:
         contact_sheet([], sheet, "No pool of unlabelled photos (params.yaml: data.pool_dir is null).")
         print("suggest: data.pool_dir is null: no pool to rank")
         return
+    from fewclip.suggest_cli import main as suggest  # torch and the backbone: only with a pool
+
     if not Path(pool).is_dir():
         raise SystemExit(f"error: params.yaml: data.pool_dir={pool!r}: no such folder")
     suggest([pool, "--n", str(p["suggest"]["n"]), "--classifier", str(classifier), "--features", str(features),

@@ -61,8 +61,8 @@ def world(tiny_checkpoint, tmp_path_factory):
     return tr, te, moved, copies, backbone
 
 
-def gda():
-    return make_head("gda", {})
+def gda(settings):
+    return make_head("gda", settings)
 
 
 def test_moved_photos_are_top_suspects_and_copies_are_leaks(world):
@@ -119,7 +119,7 @@ def test_flipped_labels_rank_first_on_feature_blobs():
     noisy = y.copy()
     flipped = [3, 25, 47, 70, 91]
     noisy[flipped] = (y[flipped] + 1) % 5
-    s = suspect_labels(lambda: make_head("ncm", {}), X, noisy, 5, folds=5)
+    s = suspect_labels(lambda settings: make_head("ncm", settings), X, noisy, 5, folds=5)
     assert set(s.order[:5]) == set(flipped)
     assert (s.suggested[flipped] == y[flipped]).all()
 

@@ -51,11 +51,14 @@ def test_the_smoke_script_runs_the_whole_pipeline(tiny_checkpoint_ts, tmp_path):
              "--summary", summary, cwd=tmp_path).stdout
     text = summary.read_text()
     assert text in out + "\n" or text.strip() in out
-    assert "Stages run: embed, evaluate, params, shots, split, train; a second `dvc repro` ran nothing." in text
+    assert ("Stages run: audit, embed, evaluate, params, shots, split, suggest, train; a second `dvc repro` ran "
+            "nothing.") in text
+    assert any(line.startswith("| metrics/audit/metrics.json") and "audit.leaks" in line for line in text.splitlines())
     rows = {line.split("|")[2].strip(): line for line in text.splitlines()
             if line.startswith("| metrics/evaluate/metrics.json")}
     assert {"test.acc", "val.acc", "gzsl.harmonic", "curve.k01", "curve.zero_shot"} <= set(rows), text
     acc = float(rows["test.acc"].split("|")[4])  # Path | Metric | HEAD | workspace | Change
     assert acc > 0.6  # the tiny CLIP with a few shots; chance is 1/6
     plots = {p.name for p in (tmp_path / "smoke" / "plots").iterdir()}
-    assert {"confusion_matrix.png", "shots.png", "mistakes.jpg", "gzsl_confusion_matrix.png"} <= plots
+    assert {"confusion_matrix.png", "shots.png", "mistakes.jpg", "gzsl_confusion_matrix.png", "suspects.jpg",
+            "leaks.jpg"} <= plots

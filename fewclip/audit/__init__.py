@@ -61,8 +61,8 @@ def audit(train: FeatureSet, val: FeatureSet, test: FeatureSet, novel: FeatureSe
           folds: int = 10, seed: int = 0, threshold: float = NEAR_DUPLICATE, pixel_threshold: float = PIXEL_DUPLICATE,
           outlier_z: float = OUTLIER_Z, pixels: bool = True, digest=file_sha256) -> Audit:
     """Audit the training photos (`train` and `val`, the training folders) and the test photos
-    (`test`, and `novel`: the novel classes' test photos). `make_head()` builds the head whose
-    out-of-fold predictions rank the suspect labels; `pixels`: also compare pixel fingerprints
+    (`test`, and `novel`: the novel classes' test photos). `make_head(settings)` builds the
+    head (with `settings` over its own) whose out-of-fold predictions rank the suspect labels; `pixels`: also compare pixel fingerprints
     (reads every photo once more)."""
     classes = list(train.classes)
     X = np.concatenate([train.features, val.features])

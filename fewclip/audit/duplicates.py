@@ -85,7 +85,8 @@ def _scan(Q: Photos, R: Photos, earlier_only: bool, pixel_threshold: float, bloc
     if not n or not len(R):
         return best
     pixels = Q.full is not None and R.full is not None
-    qlab, rlab = np.asarray(Q.labels), np.asarray(R.labels)
+    code = {label: i for i, label in enumerate(sorted(set(map(str, Q.labels)) | set(map(str, R.labels))))}
+    qlab, rlab = (np.array([code[str(lab)] for lab in g.labels]) for g in (Q, R))
     per_row = len(R) * (1 + (2 * R.variants.shape[1] if pixels else 0))
     rows = max(1, block // per_row)
     for start in range(0, n, rows):
@@ -93,20 +94,22 @@ def _scan(Q: Photos, R: Photos, earlier_only: bool, pixel_threshold: float, bloc
         # within one set only earlier rows count: those before the block's end
         ref = slice(0, sl.stop) if earlier_only else slice(0, len(R))
         S = Q.features[sl] @ R.features[ref].T
-        P = (pixel_similarity(Q.full[sl], Q.variants[sl], R.full[ref], R.variants[ref]) if pixels
-             else np.full_like(S, -np.inf))
         if earlier_only:
-            later = np.arange(ref.stop)[None, :] >= np.arange(sl.start, sl.stop)[:, None]
-            S[later], P[later] = -np.inf, -np.inf
+            S[np.arange(ref.stop)[None, :] >= np.arange(sl.start, sl.stop)[:, None]] = -np.inf
         r = np.arange(len(S))
         j = S.argmax(1)
         best.feat_idx[sl], best.feat_sim[sl] = j, S[r, j]
-        k = P.argmax(1)
-        best.pix_idx[sl], best.pix_sim[sl], best.pix_feat_sim[sl] = k, P[r, k], S[r, k]
         # distinct photos of different classes (not copies: pixels apart, features not identical)
-        other = (qlab[sl][:, None] != rlab[None, ref]) & (P < pixel_threshold) & (S > -np.inf) & (S < 1 - 1e-5)
-        if other.any():
-            best.cross = max(best.cross, float(S[other].max()))
+        other = qlab[sl][:, None] != rlab[None, ref]
+        if pixels:
+            P = pixel_similarity(Q.full[sl], Q.variants[sl], R.full[ref], R.variants[ref])
+            if earlier_only:
+                P[S == -np.inf] = -np.inf
+            k = P.argmax(1)
+            best.pix_idx[sl], best.pix_sim[sl], best.pix_feat_sim[sl] = k, P[r, k], S[r, k]
+            other &= P < pixel_threshold
+        S[~other | (S >= 1 - 1e-5)] = -np.inf
+        best.cross = max(best.cross, float(S.max()))
     return best
 
 
