@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     classes = saved["classes"]
     seen = Photos(np.concatenate([f.features for f in labelled]), labelled[0].paths + labelled[1].paths,
                   [classes[i] for f in labelled for i in f.labels])
-    pool = Photos(X, paths, ["?"] * len(paths))
+    # a pool photo's class, for the feature threshold's "different classes": the one predicted
+    pool = Photos(X, paths, [classes[i] for i in clf.head.predict_proba(X).argmax(1)])
     for g in (seen, pool):
         g.full, g.variants, _ = fingerprints(g.paths)
         g.digests = [file_sha256(p) if Path(p).is_file() else None for p in g.paths]
