@@ -75,7 +75,7 @@ def main() -> None:
     pairs = []
     for d in leaks:
         pairs += [(d.path, f"test {Path(d.path).name[:20]}\n{d.kind} copy of"),
-                  (d.duplicate_of, f"train {Path(d.duplicate_of).name[:19]}\ncosine {d.similarity:.3f}")]
+                  (d.duplicate_of, f"train {Path(d.duplicate_of).name[:19]}\ncosine {d.similarity:.4f}")]
     contact_sheet(pairs, leaks_jpg, f"{len(leaks)} of {found.metrics['leaks']} test photos that duplicate a training "
                   "photo, each beside it" if leaks else "No test photo duplicates a training photo.")
     for line in found.warnings:

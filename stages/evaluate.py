@@ -4,8 +4,8 @@
 Writes, under <live_dir>:
   metrics.json   the DVC metrics: test accuracy and balanced accuracy over the trained
                  classes, test accuracy without the test photos that duplicate a training
-                 photo (<duplicates_csv>, the audit's: `where` train-test), validation accuracy (the same name in every mode), when novel
-                 classes have test images the generalised zero-shot seen / novel / harmonic,
+                 photo (<duplicates_csv>, the audit's: `where` train-test), validation
+                 accuracy (the same name in every mode), when novel classes have test images the generalised zero-shot seen / novel / harmonic,
                  and the shots stage's curve (<curve>) for this experiment's classifier:
                  its test accuracy at each shot count and zero-shot's
   report.json    the details: per-class accuracy, image counts, the GZSL accuracy and seen_bias
