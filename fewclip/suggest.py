@@ -25,6 +25,10 @@ Measured on real CLIP features (benchmarks/label_next.py; figures in benchmarks/
 
 from __future__ import annotations
 
+import filecmp
+import shutil
+from pathlib import Path
+
 import numpy as np
 
 from .audit.duplicates import NEAR_DUPLICATE, best_match
@@ -111,17 +115,26 @@ def label_next(X_pool, X_labelled, y_labelled, n: int, *, n_classes: int, text_f
     cosine from which two photos count as near-duplicates (`fewclip.audit.find_duplicates`
     gives one that suits the backbone); `logit_scale` is accepted for callers that hold one
     (the rule compares cosine similarities only)."""
+    return rank(X_pool, X_labelled, y_labelled, n, n_classes=n_classes, text_features=text_features, seed=seed,
+                duplicate=duplicate)[0]
+
+
+def rank(X_pool, X_labelled, y_labelled, n: int, *, n_classes: int, text_features=None, seed: int = 0,
+         duplicate: float = NEAR_DUPLICATE) -> tuple[list[int], np.ndarray]:
+    """`label_next`'s picks, and the class each pool photo is predicted as in step 1 (the one
+    it was balanced by; -1 before any label or text)."""
     X = np.asarray(X_pool, np.float32)
     L = np.asarray(X_labelled, np.float32).reshape(-1, X.shape[1])
     y = np.asarray(y_labelled, np.int64).reshape(-1)
     rng = np.random.default_rng(seed)
     if not len(X) or n <= 0:
-        return []
+        return [], np.full(len(X), -1)
     free = np.ones(len(X), bool)
     if len(L):
         _, sim = best_match(X, L)
         free &= sim < duplicate
     classes, _ = predicted_classes(X, L, y, n_classes, text_features)
+    predicted = classes
     if (classes < 0).all():  # no label, no text: the pool's own clusters stand for the classes
         classes = kmeans(X, min(n, len(X)), seed)
         counts = np.zeros(classes.max() + 1)
@@ -167,19 +180,19 @@ def label_next(X_pool, X_labelled, y_labelled, n: int, *, n_classes: int, text_f
                 typ[idx] = typical[c]
         rest = np.flatnonzero(free & ~taken)
         picked += [int(i) for i in rest[np.argsort(-typ[rest], kind="stable")][: n - len(picked)]]
-    return picked
+    return picked, predicted
 
 
-def reasons(picks, classes_of, proba, labelled_counts, names) -> list[str]:
-    """Why each pick was chosen, in words: the coverage of the class it was balanced by
-    (`classes_of`, names `names`) when it was picked, and whether the classifier is unsure of
-    it (its top two probabilities within 0.2)."""
+def reasons(classes_of, proba, labelled_counts, names) -> list[str]:
+    """Why each pick was chosen, in words, for picks in the order they were made: the coverage
+    of the class it was balanced by (`classes_of`, names `names`) when it was picked, and
+    whether the classifier is unsure of it (its top two probabilities, `proba`, within 0.2)."""
     counts = np.array(labelled_counts, float)
     median = float(np.median(counts)) if len(counts) else 0.0
     out = []
-    for i in picks:
-        c = int(classes_of[i])
-        top = np.sort(proba[i])[::-1]
+    for c, p in zip(classes_of, proba):
+        c = int(c)
+        top = np.sort(p)[::-1]
         why = (f"under-covered class {names[c]} ({int(counts[c])} labelled)" if counts[c] < median
                else f"typical of {names[c]} ({int(counts[c])} labelled)")
         if len(top) > 1 and top[0] - top[1] < 0.2:
@@ -192,10 +205,6 @@ def reasons(picks, classes_of, proba, labelled_counts, names) -> list[str]:
 def copy_into(paths: list[str], labels: list[str], folder) -> tuple[int, int]:
     """Copy each photo into `folder/<label>/` (never moved, never overwriting: a different file
     of the same name gets a numbered name); (copied, already there)."""
-    import filecmp
-    import shutil
-    from pathlib import Path
-
     copied = same = 0
     for path, label in zip(paths, labels):
         dest_dir = Path(folder) / label

@@ -25,16 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from . import UserError
-from .audit import Photos, find_duplicates
-from .audit.fingerprint import fingerprints
+from .audit import find_duplicates, photos
 from .backbone import LazyBackbone
-from .cache import FeatureCache, NoCache, file_sha256, pixels_identity
+from .cache import FeatureCache, NoCache, pixels_identity
 from .data import find_images
 from .embedding import embed_cached, resolve_workers
 from .features import load_features
 from .openvocab import load_classifier
 from .plots import contact_sheet, sheet_format
-from .suggest import copy_into, label_next, predicted_classes, reasons
+from .suggest import copy_into, rank, reasons
 
 
 # the library's setting names, as this command's flags (fewclip.pipeline.runner.run)
@@ -99,13 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     paths, X = [found.paths[i] for i in ok], feats[ok]
 
     classes = saved["classes"]
-    seen = Photos(np.concatenate([f.features for f in labelled]), labelled[0].paths + labelled[1].paths,
-                  [classes[i] for f in labelled for i in f.labels])
+    seen, _ = photos(np.concatenate([f.features for f in labelled]), labelled[0].paths + labelled[1].paths,
+                     [classes[i] for f in labelled for i in f.labels])
     # a pool photo's class, for the feature threshold's "different classes": the one predicted
-    pool = Photos(X, paths, [classes[i] for i in clf.head.predict_proba(X).argmax(1)])
-    for g in (seen, pool):
-        g.full, g.variants, _ = fingerprints(g.paths)
-        g.digests = [file_sha256(p) if Path(p).is_file() else None for p in g.paths]
+    pool, _ = photos(X, paths, [classes[i] for i in clf.head.predict_proba(X).argmax(1)])
     dups, floor = find_duplicates({"train": seen, "test": pool})
     dup_of = {d.path: d.duplicate_of for d in dups if d.where == "train-test"}
     if dup_of:
@@ -120,13 +116,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     y = np.concatenate([f.labels for f in labelled])
     text = clf.text_features[: clf.n_trained].numpy() if clf.head.needs_text else None
-    picks = label_next(X[keep], seen.features, y, args.n, n_classes=clf.n_trained, text_features=text,
-                       logit_scale=clf.logit_scale, seed=args.seed, duplicate=floor)
+    picks, predicted = rank(X[keep], seen.features, y, args.n, n_classes=clf.n_trained, text_features=text,
+                            seed=args.seed, duplicate=floor)
     chosen = [keep[i] for i in picks]
     proba = clf.predict_proba(X[chosen])
     pred = proba.argmax(1)
-    balanced_by = predicted_classes(X[keep], seen.features, y, clf.n_trained, text)[0][picks]
-    why = reasons(range(len(chosen)), balanced_by, proba, np.bincount(y, minlength=clf.n_trained), classes)
+    why = reasons(predicted[picks], proba, np.bincount(y, minlength=clf.n_trained), classes)
     rows = [{"path": paths[i], "predicted": clf.classes[p], "probability": round(float(pr[p]), 4), "reason": w}
             for i, p, pr, w in zip(chosen, pred, proba, why)]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

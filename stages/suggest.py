@@ -7,6 +7,7 @@ contact sheet <sheet>. With `data.pool_dir: null` both say there is no pool.
 
 from pathlib import Path
 
+from fewclip import UserError
 from fewclip.pipeline.params import load_params
 from fewclip.pipeline.runner import run, stage_paths
 from fewclip.plots import contact_sheet
@@ -25,7 +26,7 @@ def main() -> None:
     from fewclip.suggest_cli import main as suggest  # torch and the backbone: only with a pool
 
     if not Path(pool).is_dir():
-        raise SystemExit(f"error: params.yaml: data.pool_dir={pool!r}: no such folder")
+        raise UserError(f"params.yaml: data.pool_dir={pool!r}: no such folder")
     suggest([pool, "--n", str(p["suggest"]["n"]), "--classifier", str(classifier), "--features", str(features),
              "--out", str(out_csv), "--contact-sheet", str(sheet), "--model", p["model"],
              "--feature-cache", e["feature_cache"] or "", "--cache-dir", e["cache_dir"],

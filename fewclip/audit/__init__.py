@@ -18,10 +18,10 @@ from ..cache import file_sha256
 from ..features import FeatureSet
 from .duplicates import NEAR_DUPLICATE, Duplicate, Photos, find_duplicates
 from .fingerprint import PIXEL_DUPLICATE, fingerprints
-from .labels import OUTLIER_Z, nearest_class_similarity, robust_z, suspect_labels
+from .labels import MIN_CHECKED, OUTLIER_Z, nearest_class_similarity, robust_z, suspect_labels
 
 __all__ = ["NEAR_DUPLICATE", "OUTLIER_Z", "PIXEL_DUPLICATE", "Audit", "Duplicate", "Photos", "audit",
-           "find_duplicates", "suspect_labels"]
+           "find_duplicates", "photos", "suspect_labels"]
 
 
 @dataclass
@@ -42,19 +42,28 @@ class Audit:
     warnings: list = field(default_factory=list)
 
 
-def _photos(fs: FeatureSet, classes: list[str], pixels: bool, digest, unreadable: list) -> Photos:
-    paths = list(fs.paths)
+def photos(features: np.ndarray, paths: list, labels: list, pixels: bool = True,
+           digest=file_sha256) -> tuple[Photos, list]:
+    """`Photos` for `find_duplicates`: the features, paths and class names of some photos, with
+    their SHA-256 digests (None for a file that cannot be read) and, with `pixels`, their pixel
+    fingerprints; and the [path, reason] of each photo whose fingerprint could not be made."""
     full = var = None
+    unreadable = []
     if pixels:
         full, var, errors = fingerprints(paths)
-        unreadable += [(p, e) for p, e in zip(paths, errors) if e]
+        unreadable = [(p, e) for p, e in zip(paths, errors) if e]
     digests = []
     for p in paths:
         try:
             digests.append(digest(p))
         except OSError:
             digests.append(None)
-    return Photos(fs.features, paths, [classes[i] for i in fs.labels], full, var, digests)
+    return Photos(features, list(paths), list(labels), full, var, digests), unreadable
+
+
+def _outliers(paths, splits, labels, sim, near, z, outlier_z, classes) -> list[dict]:
+    return [{"path": paths[i], "split": splits[i], "label": classes[labels[i]], "nearest_class": classes[near[i]],
+             "similarity": round(float(sim[i]), 4), "z": round(float(z[i]), 2)} for i in np.flatnonzero(z < -outlier_z)]
 
 
 def audit(train: FeatureSet, val: FeatureSet, test: FeatureSet, novel: FeatureSet, make_head: Callable, *,
@@ -62,8 +71,8 @@ def audit(train: FeatureSet, val: FeatureSet, test: FeatureSet, novel: FeatureSe
           outlier_z: float = OUTLIER_Z, pixels: bool = True, digest=file_sha256) -> Audit:
     """Audit the training photos (`train` and `val`, the training folders) and the test photos
     (`test`, and `novel`: the novel classes' test photos). `make_head(settings)` builds the
-    head (with `settings` over its own) whose out-of-fold predictions rank the suspect labels; `pixels`: also compare pixel fingerprints
-    (reads every photo once more)."""
+    head (with `settings` over its own) whose out-of-fold predictions rank the suspect labels;
+    `pixels`: also compare pixel fingerprints (reads every photo once more)."""
     classes = list(train.classes)
     X = np.concatenate([train.features, val.features])
     y = np.concatenate([train.labels, val.labels])
@@ -80,21 +89,21 @@ def audit(train: FeatureSet, val: FeatureSet, test: FeatureSet, novel: FeatureSe
                           np.concatenate([test.labels, novel.labels + len(classes)]) if len(novel.labels)
                           else test.labels, classes + list(novel.classes), test.paths + novel.paths,
                           test.model, test.model_sha256)
-    groups = {name: _photos(fs, fs.classes, pixels, digest, unreadable)
-              for name, fs in (("train", train), ("val", val), ("test", test_all)) if len(fs.labels)}
+    groups = {}
+    for name, fs in (("train", train), ("val", val), ("test", test_all)):
+        if len(fs.labels):
+            groups[name], bad = photos(fs.features, fs.paths, [fs.classes[i] for i in fs.labels], pixels, digest)
+            unreadable += bad
     dups, floor = find_duplicates(groups, threshold, pixel_threshold)
 
     sim, near = nearest_class_similarity(X, y, len(classes))
     z = robust_z(sim, sim)
-    outliers = [{"path": paths[i], "split": "train" if i < len(train.paths) else "val", "label": classes[y[i]],
-                 "nearest_class": classes[near[i]], "similarity": round(float(sim[i]), 4), "z": round(float(z[i]), 2)}
-                for i in np.flatnonzero(z < -outlier_z)]
+    outliers = _outliers(paths, ["train"] * len(train.paths) + ["val"] * len(val.paths), y, sim, near, z, outlier_z,
+                         classes)
     if len(test.labels):
         tsim, tnear = nearest_class_similarity(X, y, len(classes), Q=test.features)
-        tz = robust_z(tsim, sim)
-        outliers += [{"path": test.paths[i], "split": "test", "label": classes[test.labels[i]],
-                      "nearest_class": classes[tnear[i]], "similarity": round(float(tsim[i]), 4),
-                      "z": round(float(tz[i]), 2)} for i in np.flatnonzero(tz < -outlier_z)]
+        outliers += _outliers(test.paths, ["test"] * len(test.paths), test.labels, tsim, tnear, robust_z(tsim, sim),
+                              outlier_z, classes)
     outliers.sort(key=lambda r: r["z"])
 
     leaks = [d for d in dups if d.where == "train-test"]
@@ -106,7 +115,8 @@ def audit(train: FeatureSet, val: FeatureSet, test: FeatureSet, novel: FeatureSe
     result.lines.append(f"{m['suspects']} of {int((~np.isnan(s.score)).sum())} training photos look like another "
                         f"class to the head out of fold ({s.folds} folds)")
     if unchecked:
-        result.warnings.append(f"class(es) {unchecked} have fewer than 3 training photos: their labels are not checked")
+        result.warnings.append(f"class(es) {unchecked} have fewer than {MIN_CHECKED} training photos: their labels "
+                               "are not checked")
     exact = [d for d in leaks if d.kind == "exact"]
     if exact:
         result.warnings.append(f"{len(exact)} test photo(s) are exact copies of training photos, e.g. {exact[0].path} "

@@ -115,17 +115,13 @@ def nearest_class_similarity(X: np.ndarray, y: np.ndarray, n_classes: int, Q: np
     (their own class's mean left out of itself), or for other photos `Q`."""
     sums = np.zeros((n_classes, X.shape[1]))
     np.add.at(sums, y, X)
-    counts = np.bincount(y, minlength=n_classes).astype(float)
-    if Q is not None:
-        means = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-        S = Q @ means.T
-        S[:, counts == 0] = -np.inf
-    else:
-        S = X @ (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).T
+    counts = np.bincount(y, minlength=n_classes)
+    S = (X if Q is None else Q) @ (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).T
+    if Q is None:
         own = sums[y] - X  # the photo's class without it
         norm = np.linalg.norm(own, axis=1)
         S[np.arange(len(y)), y] = np.where(norm > 1e-9, (X * own).sum(1) / np.maximum(norm, 1e-12), -np.inf)
-        S[:, counts == 0] = -np.inf
+    S[:, counts == 0] = -np.inf
     j = S.argmax(1)
     return S[np.arange(len(S)), j], j
 
