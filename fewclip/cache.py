@@ -3,12 +3,12 @@ image content.
 
 Layout under the `embed.feature_cache` directory:
 
-    <root>/<backbone sha256[:16]>-<dtype>-<pixels[:12]>/<content sha256[:2]>/<content sha256>.npy
+    <root>/<backbone sha256[:16]>-<precision>-<pixels[:12]>/<content sha256[:2]>/<content sha256>.npy
 
 The key is the SHA-256 of the image file's bytes, so a renamed or moved file is found again
 and an edited one is embedded anew. The folder says what else decides a feature: the
-checkpoint's SHA-256 (not its name), its precision (float16 on a GPU, float32 on the CPU
-give slightly different features), and `pixels_identity`: the source of the modules that
+checkpoint's SHA-256 (not its name), the image encoder's precision (`Backbone.precision_key`:
+fp32, bf16 and fp16 give slightly different features), and `pixels_identity`: the source of the modules that
 turn a file into the backbone's input (the backbone family's module among them: its
 preprocessing), the versions of the libraries they decode and resize with, and the decode
 route (CPU or GPU). An edit to that code, a library upgrade or another route embeds into a
@@ -125,8 +125,8 @@ class FeatureCache(_KeyedFiles):
 
     suffix = ".npy"
 
-    def __init__(self, root: str | Path, model_sha256: str, dtype: str, pixels: str):
-        self.dir = Path(root).expanduser() / f"{model_sha256[:16]}-{dtype}-{pixels[:12]}"
+    def __init__(self, root: str | Path, model_sha256: str, precision: str, pixels: str):
+        self.dir = Path(root).expanduser() / f"{model_sha256[:16]}-{precision}-{pixels[:12]}"
 
     def touch(self) -> None:
         """Mark the folder used now (its modification time), so that folders no run uses any

@@ -147,7 +147,7 @@ def _embed_remote(backbone, paths: list[str], batch_size: int, address: str | No
     return embed_ray(backbone.name, backbone.sha256, paths,
                      device=getattr(backbone, "device_setting", None) or str(backbone.device),
                      download_root=getattr(backbone, "download_root", None), batch_size=batch_size,
-                     address=address, progress=progress)
+                     address=address, progress=progress, precision=backbone.precision)
 
 
 @dataclass

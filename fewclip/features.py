@@ -8,8 +8,9 @@ Format (documented in the README): one `.npz` file per split, readable with nump
   paths     str (n,), image file paths, as listed by the split stage
   model     str scalar, the backbone (`model` param); model_sha256: its checkpoint's SHA-256
 `text.npz` (`save_text` / `load_text`) has the same keys except labels and paths: one row
-per class (the trained classes, then the novel ones), plus `templates` (str) and
-`logit_scale` (float scalar).
+per class (the trained classes, then the novel ones), plus `templates` (str),
+`logit_scale` (float scalar) and `precision` (str scalar: the image encoder's arithmetic
+the features were computed at, `fewclip.backbone.resolve_precision`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class TextFeatures:
     logit_scale: float
     model: str
     model_sha256: str
+    precision: str = "fp32"  # the image features' precision (embed.precision, resolved)
 
     def rows_for(self, classes: list[str], path: str | Path = "text.npz") -> np.ndarray:
         """The rows of `classes`, which must be the first classes of the file in that order
@@ -83,11 +85,12 @@ class TextFeatures:
 def save_text(path: str | Path, t: TextFeatures) -> None:
     save_npz(path, features=t.features.astype(np.float32), classes=np.array(t.classes, dtype=str),
              templates=np.array(t.templates, dtype=str), logit_scale=float(t.logit_scale),
-             model=t.model, model_sha256=t.model_sha256)
+             model=t.model, model_sha256=t.model_sha256, precision=t.precision)
 
 
 def load_text(path: str | Path) -> TextFeatures:
     z = _read_npz(path, "text feature")
     return TextFeatures(features=z["features"].astype(np.float32), classes=[str(c) for c in z["classes"]],
                         templates=[str(t) for t in z["templates"]], logit_scale=float(z["logit_scale"]),
-                        model=str(z["model"]), model_sha256=str(z["model_sha256"]))
+                        model=str(z["model"]), model_sha256=str(z["model_sha256"]),
+                        precision=str(z.get("precision", "fp32")))

@@ -56,4 +56,4 @@ def embed_text(backbone, classes: list[str], templates: list[str], names: dict, 
     """The prompt-ensemble text features of `classes` (trained first, then novel)."""
     text = text_classifier(backbone, classes, templates, names, cache=cache)
     return TextFeatures(text, list(classes), list(templates), cached_logit_scale(backbone, cache), backbone.name,
-                        backbone.sha256)
+                        backbone.sha256, backbone.precision)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import UserError
+from . import SettingError, UserError
 from .features import TextFeatures
 from .heads import load_head, save_head
 
@@ -56,15 +56,20 @@ class OpenVocabulary:
     def predict_proba(self, X) -> np.ndarray:
         """(n, len(classes)): the head's probabilities scaled by zero-shot's mass on the
         trained classes (less `seen_bias` in log space), beside zero-shot's on the novel ones."""
+        self.head.check_fitted()
+        with torch.no_grad():
+            return self.proba(torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32)).numpy()
+
+    def proba(self, X: torch.Tensor) -> torch.Tensor:
+        """`predict_proba` in torch operations alone, on a tensor of features (what an
+        exported graph runs: `fewclip.export`)."""
+        head = self.head.logits(X).log_softmax(-1)
         if not self.novel:
-            return self.head.predict_proba(X)
-        X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+            return head.exp()
         log_zs = (self.logit_scale * X @ self.text_features.T).log_softmax(-1)
         log_trained = log_zs[:, : self.n_trained].logsumexp(-1, keepdim=True)
-        head = torch.as_tensor(self.head.predict_proba(X.numpy()), dtype=torch.float32)
-        scores = torch.cat([log_trained + head.clamp_min(1e-30).log() - self.seen_bias,
-                            log_zs[:, self.n_trained:]], dim=1)
-        return scores.softmax(-1).numpy()
+        scores = torch.cat([log_trained + head - self.seen_bias, log_zs[:, self.n_trained:]], dim=1)
+        return scores.softmax(-1)
 
 
 # The classifier artefact (`models/classifier.pt`, `torch.load(weights_only=True)` reads it):
@@ -74,7 +79,8 @@ class OpenVocabulary:
 #   classes        the trained classes; text_classes: those, then the novel ones
 #   text_features  (len(text_classes), dim) float32; templates: the prompt templates
 #   logit_scale, seen_bias, model (the backbone param), model_sha256
-ARTEFACT_VERSION = 2  # 2: heads keep chosen values and fitted state in `<name>_` attributes
+#   precision      the image features' precision ("fp32", "bf16", "fp16"): predict embeds at it
+ARTEFACT_VERSION = 3  # 2: heads keep chosen values and fitted state in `<name>_` attributes; 3: precision
 
 
 def save_classifier(path, mode: str, head, classes: list[str], text: TextFeatures, seen_bias: float) -> None:
@@ -84,7 +90,8 @@ def save_classifier(path, mode: str, head, classes: list[str], text: TextFeature
     torch.save({"version": ARTEFACT_VERSION, "mode": mode, "head": save_head(head), "classes": list(classes),
                 "text_features": torch.from_numpy(text.features), "text_classes": list(text.classes),
                 "templates": list(text.templates), "seen_bias": float(seen_bias),
-                "logit_scale": float(text.logit_scale), "model": text.model, "model_sha256": text.model_sha256},
+                "logit_scale": float(text.logit_scale), "model": text.model, "model_sha256": text.model_sha256,
+                "precision": text.precision},
                path)
 
 
@@ -109,3 +116,43 @@ def load_classifier(path) -> tuple[OpenVocabulary, dict]:
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise UserError(f"{path}: not a classifier written by the train stage ({type(e).__name__}: {e})") from None
     return clf, saved
+
+
+def same_name(name: str) -> str:
+    """A class name as prompts read it (`_` a space, case and spacing ignored), to find a
+    class given twice in two spellings."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+def add_classes(clf: OpenVocabulary, names: list[str], backbone, templates: list[str], warn,
+                where: str) -> OpenVocabulary:
+    """`clf` with the novel classes `names` too, their text features from `templates`; a name
+    that is already a class (in any spelling: `fire engine`, `Fire_Engine`), or given twice,
+    is added once, with a warning. `where` names the classifier in the warning."""
+    from .prompts import text_classifier
+
+    known = {same_name(c): c for c in clf.classes}
+    new: list[str] = []
+    for name in names:
+        key = same_name(name)
+        if key in known:
+            warn(f"--add-class {name!r}: {where} already has the class {known[key]!r}; not added again")
+        elif key in map(same_name, new):
+            warn(f"--add-class {name!r}: given twice (as {next(n for n in new if same_name(n) == key)!r}); added once")
+        else:
+            new.append(name)
+    return clf.with_classes(new, text_classifier(backbone, new, templates)) if new else clf
+
+
+def saved_precision(saved: dict, device, warn, where: str = "the classifier") -> str:
+    """The precision to embed new photos at for a classifier (`load_classifier`'s dict): its
+    training features' own, where `device` runs it; else `auto`, with a warning."""
+    from .backbone import resolve_precision
+
+    try:
+        return resolve_precision(saved["precision"], device)
+    except SettingError as e:
+        here = resolve_precision("auto", device)
+        warn(f"{where} was trained on {saved['precision']} features, which {device} does not run "
+             f"({e.problem.split(';')[0]}): embedding at {here}")
+        return here

@@ -58,7 +58,7 @@ class _Embedder:
     """The map_batches callable: one backbone per actor; a batch of {index, path} rows in,
     {index, features, error, fatal} out ("fatal": why the backbone did not load, else "")."""
 
-    def __init__(self, model, sha256, device, download_root, threads, kill_once):
+    def __init__(self, model, sha256, device, download_root, threads, kill_once, precision="auto"):
         import torch
 
         from .backbone import load_backbone
@@ -66,7 +66,7 @@ class _Embedder:
         torch.set_num_threads(threads)
         self.torch, self.kill_once, self.error = torch, kill_once, None
         try:
-            self.backbone = load_backbone(model, device, download_root, sha256)
+            self.backbone = load_backbone(model, device, download_root, sha256, precision)
         except UserError as e:  # sent to the driver as data: Ray keeps only an error's text
             self.error = str(e)
             return
@@ -113,12 +113,13 @@ class _Embedder:
 
 def embed_ray(model: str, sha256: str, paths: list[str], *, device: str = "auto",
               download_root: str | None = None, batch_size: int = 64, address: str | None = None,
-              num_actors: int | None = None, progress: bool = True) -> tuple[np.ndarray, list[str]]:
+              num_actors: int | None = None, progress: bool = True,
+              precision: str = "auto") -> tuple[np.ndarray, list[str]]:
     """Features (n, dim) for `paths` and per path "" or why it could not be read, as
     `fewclip.embedding.embed_images` returns them, computed by actors on a Ray cluster.
 
-    `model`, `sha256`, `device`, `download_root`: as for `fewclip.backbone.load_backbone`,
-    which each actor calls once. `address`: the cluster (`host:port`, `ray://host:port`,
+    `model`, `sha256`, `device`, `download_root`, `precision`: as for
+    `fewclip.backbone.load_backbone`, which each actor calls once. `address`: the cluster (`host:port`, `ray://host:port`,
     `auto`); None: `RAY_ADDRESS`, else a new local Ray. Ray is connected only if not yet
     initialised (else `address` is not used), and shut down at the end only if this call
     connected it; each call starts its own actor pool. `num_actors`: default one per GPU,
@@ -130,7 +131,7 @@ def embed_ray(model: str, sha256: str, paths: list[str], *, device: str = "auto"
         _init(ray, address)
     try:
         return _run(ray, model, sha256, list(paths), device, download_root, batch_size,
-                    num_actors, progress)
+                    num_actors, progress, precision)
     finally:
         if started:
             ray.shutdown()
@@ -181,10 +182,11 @@ def _resources(ray, device: str, num_actors):
     return "cpu", num_actors or max(1, cpus // per_cpu), per_cpu, 0
 
 
-def _run(ray, model, sha256, paths, device, download_root, batch_size, num_actors, progress):
+def _run(ray, model, sha256, paths, device, download_root, batch_size, num_actors, progress, precision):
     actor_device, actors, per_cpu, per_gpu = _resources(ray, device, num_actors)
     args = {"model": model, "sha256": sha256, "device": actor_device, "download_root": download_root,
-            "threads": per_cpu, "kill_once": os.environ.get(KILL_ONCE_ENV) or None}
+            "threads": per_cpu, "kill_once": os.environ.get(KILL_ONCE_ENV) or None,
+            "precision": precision if actor_device == device.split(":")[0] else "auto"}
     if not paths:  # nothing to embed, but the width is part of the contract
         width = ray.remote(num_cpus=1)(_width).remote(**args)
         return np.zeros((0, ray.get(width)), np.float32), []
@@ -234,7 +236,7 @@ def _retry_args(map_batches) -> dict:
     return {}
 
 
-def _width(model, sha256, device, download_root, threads, kill_once) -> int:
+def _width(model, sha256, device, download_root, threads, kill_once, precision) -> int:
     from .backbone import load_backbone
 
     return load_backbone(model, "cpu", download_root, sha256).dim

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     backbone = LazyBackbone(args.model or saved["model"], device=args.device, download_root=args.cache_dir)
     if backbone.sha256 != saved["model_sha256"]:
         raise UserError(f"{args.model}: not the backbone {args.classifier} was trained on ({saved['model']})")
-    cache = (FeatureCache(args.feature_cache, backbone.sha256, str(backbone.dtype).removeprefix("torch."),
+    cache = (FeatureCache(args.feature_cache, backbone.sha256, backbone.precision_key,
                           pixels_identity("cpu", backbone.family, backbone.libraries))
              if args.feature_cache else NoCache())
     feats, errors = embed_cached(backbone, found.paths, cache, args.batch_size, resolve_workers("auto", backbone.device),

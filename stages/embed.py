@@ -32,13 +32,14 @@ def main() -> None:
     classes, novel = info["classes"], info["novel_classes"]
 
     start = time.perf_counter()
-    backbone = LazyBackbone(p["model"], device=e["device"], download_root=e["cache_dir"], remote=e["engine"] == "ray")
+    backbone = LazyBackbone(p["model"], device=e["device"], download_root=e["cache_dir"], remote=e["engine"] == "ray",
+                            precision=e["precision"])
     workers = resolve_workers(e["num_workers"], backbone.device)
     decode = resolve_decode(e["decode"], backbone.device, lambda: backbone.resize)
     if e["feature_cache"]:
         # Ray's actors decode on the CPU path, whatever this machine would do
         route = "cpu" if e["engine"] == "ray" else decode
-        cache = FeatureCache(e["feature_cache"], backbone.sha256, str(backbone.dtype).removeprefix("torch."),
+        cache = FeatureCache(e["feature_cache"], backbone.sha256, backbone.precision_key,
                              pixels_identity(route, backbone.family, backbone.libraries))
         stale = cache.prune_temp() if cache.dir.is_dir() else 0
         cache.touch()
@@ -46,7 +47,7 @@ def main() -> None:
               + (f" (removed {stale} partial entries of a killed run)" if stale else ""))
     else:
         cache = NoCache()
-    summary = {"model": p["model"], "model_sha256": backbone.sha256, "images": {}, "skipped": {}, "cache": {},
+    summary = {"model": p["model"], "model_sha256": backbone.sha256, "precision": backbone.precision, "images": {}, "skipped": {}, "cache": {},
                "decoded": {}}
     dim = None
     for split in SPLITS:
@@ -73,7 +74,7 @@ def main() -> None:
     save_text(out / "text.npz", embed_text(backbone, classes + novel, e["templates"], prompts, cache))
     summary["backbone_loaded"] = backbone.loaded is not None
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    how = (f"{p['model']} on {backbone.device} loaded in {backbone.load_seconds:.1f}s" if backbone.loaded
+    how = (f"{p['model']} on {backbone.device} at {backbone.precision} loaded in {backbone.load_seconds:.1f}s" if backbone.loaded
            else f"{p['model']} not loaded: every image and class text was in the feature cache")
     print(f"embed: done in {time.perf_counter() - start:.1f}s ({how}, sha256 {backbone.sha256[:12]}) -> {out}/")
 

@@ -146,7 +146,7 @@ def test_a_fully_cached_run_never_loads_the_backbone(tiny_checkpoint, images, tm
 
     def run(paths):
         lazy = LazyBackbone(str(tiny_checkpoint), device="cpu")
-        cache = FeatureCache(tmp_path / "cache", lazy.sha256, str(lazy.dtype).removeprefix("torch."),
+        cache = FeatureCache(tmp_path / "cache", lazy.sha256, lazy.precision_key,
                              pixels_identity("cpu", "openai"))
         feats, _ = embed_cached(lazy, paths, cache, batch_size=8, progress=False)
         text = text_classifier(lazy, ["red circle", "blue square"], ["a photo of a {}."], cache=cache)

@@ -5,7 +5,9 @@ so that nothing outside its family's module reads the model's internals:
 
 - identity: `name` (the `model` param as given), `sha256` (the checkpoint's, or the
   published checksum of a named model: cache keys and the classifier artefact use it),
-  `family`, `libraries` (what its preprocessing comes from), `device`, `dtype`;
+  `family`, `libraries` (what its preprocessing comes from), `device`, `dtype` (the
+  weights'), `precision` (the image encoder's arithmetic: "fp32", "fp16", or "bf16", which
+  runs fp32 weights under autocast; `precision_key` names it for the feature cache);
 - its input: `resolution`, `mean` and `std` (per RGB channel), `resize` (the rule, in words:
   the GPU decode path implements it, `fewclip.decode`), and `preprocess` (the CPU path's
   transform of a PIL image to a (3, resolution, resolution) tensor: a small picklable
@@ -13,7 +15,9 @@ so that nothing outside its family's module reads the model's internals:
 - its output: `dim` (the feature width) and `logit_scale` (its learned softmax temperature);
 - its text side: `context_length` and `count_tokens(text)` (start and end tokens included,
   for the over-long-prompt check), `tokenizer_id` (for the text cache's keys);
-- `encode_images(batch)` and `encode_texts(texts)`: L2-normalised float32 features.
+- `encode_images(batch)` and `encode_texts(texts)`: L2-normalised float32 features;
+  `image_encoder()`, the torch module `encode_images` runs (preprocessed float32 images in,
+  L2-normalised float32 features out), for exporting it (`fewclip.export`).
 
 The text side is known without loading the weights (`Tokenizer`), so that a run whose
 features are all cached never loads them (`fewclip.backbone.LazyBackbone`). `ClipModel` is
@@ -28,9 +32,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-# The rule every family here resizes by: the shorter side to `resolution` (bicubic), then the
-# centre `resolution` square (CLIP's own transform; `fewclip.decode` does it on the GPU).
-RESIZE_SHORTER_CENTER_CROP = "bicubic resize of the shorter side to the resolution, then a centre crop"
+from ..settings import RESIZE_SHORTER_CENTER_CROP  # noqa: F401  (the families' rule)
+
+# the feature cache's name for each precision (fp32 and fp16 as the weights' dtypes were named)
+PRECISION_KEYS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Backbone:
     sha256: str
     device: torch.device
     dtype: torch.dtype
+    precision: str
     resolution: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -59,6 +65,11 @@ class Backbone:
     logit_scale: float
     tokenizer: Tokenizer
     preprocess: Callable
+
+    @property
+    def precision_key(self) -> str:
+        """The precision as the feature cache's key names it (the dtype features are computed in)."""
+        return PRECISION_KEYS[self.precision]
 
     @property
     def context_length(self) -> int:
@@ -72,6 +83,9 @@ class Backbone:
         return self.tokenizer.count_tokens(text)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def image_encoder(self) -> torch.nn.Module:
         raise NotImplementedError
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
@@ -92,14 +106,30 @@ class ClipModel(Backbone):
     def logit_scale(self) -> float:
         return float(self.model.logit_scale.exp())
 
+    def image_encoder(self) -> torch.nn.Module:
+        return ImageEncoder(self.model, self.dtype)
+
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """L2-normalised float32 features of a batch of preprocessed images."""
-        f = self.model.encode_image(images.to(self.device, self.dtype))
-        return F.normalize(f.float(), dim=-1)
+        """L2-normalised float32 features of a batch of preprocessed images; under bf16 the
+        matrix products run in bf16 (autocast), the weights and the normalisations in fp32."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return self.image_encoder()(images.to(self.device))
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         # `fewclip.prompts.check_lengths` has refused longer prompts: nothing is cut short here
         f = self.model.encode_text(self.tokenize(texts).to(self.device))
         return F.normalize(f.float(), dim=-1)
+
+
+class ImageEncoder(torch.nn.Module):
+    """A CLIP-shaped model's image side as a module: preprocessed images (any float dtype) in,
+    L2-normalised float32 features out, computed in the weights' `dtype`."""
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_image(images.to(self.dtype)).float(), dim=-1)

@@ -158,8 +158,9 @@ class OpenCLIP(ClipModel):
     family = "open_clip"
     libraries = LIBRARIES
 
-    def __init__(self, model, preprocess, name: str, sha256: str, device: torch.device):
+    def __init__(self, model, preprocess, name: str, sha256: str, device: torch.device, precision: str = "fp32"):
         self.model, self.preprocess, self.name, self.sha256, self.device = model, preprocess, name, sha256, device
+        self.precision = precision
         cfg = dict(model.visual.preprocess_cfg)
         size = cfg["size"]
         self.resolution = int(size if isinstance(size, int) else size[0])
@@ -193,18 +194,18 @@ def _offline_unless_reachable() -> bool:
         return False
 
 
-def load(name: str, device: torch.device, download_root: str, sha256: str) -> OpenCLIP:
+def load(name: str, device: torch.device, download_root: str, sha256: str, precision: str = "fp32") -> OpenCLIP:
     arch, pretrained = check_name(name)
     oc = _open_clip()
     weights = _weights_file(pretrained)
     online = True if weights or arch.startswith("local-dir:") else _offline_unless_reachable()
-    precision = "fp16" if device.type == "cuda" else "fp32"
     import logging
 
     logging.disable(logging.ERROR)  # open_clip logs what it then raises
     try:
         model, _, preprocess = oc.create_model_and_transforms(
-            arch, pretrained=str(weights or pretrained) or None, device=device, precision=precision,
+            arch, pretrained=str(weights or pretrained) or None, device=device,
+            precision="fp16" if precision == "fp16" else "fp32",
             cache_dir=download_root, require_pretrained=not arch.startswith("hf-hub:"))
     except RuntimeError as e:
         text = " ".join(str(e).split())
@@ -224,4 +225,4 @@ def load(name: str, device: torch.device, download_root: str, sha256: str) -> Op
     finally:
         logging.disable(logging.NOTSET)
     model.eval().requires_grad_(False)
-    return OpenCLIP(model, preprocess, name, sha256, device)
+    return OpenCLIP(model, preprocess, name, sha256, device, precision)

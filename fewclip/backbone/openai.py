@@ -76,8 +76,9 @@ class OpenAIClip(ClipModel):
     libraries = LIBRARIES
     mean, std = MEAN, STD
 
-    def __init__(self, model, name: str, sha256: str, device: torch.device):
+    def __init__(self, model, name: str, sha256: str, device: torch.device, precision: str | None = None):
         self.model, self.name, self.sha256, self.device = model, name, sha256, device
+        self.precision = precision or ("fp16" if model.dtype == torch.float16 else "fp32")
         self.resolution = int(model.visual.input_resolution)
         self.dim = int(model.text_projection.shape[1])
         self.tokenizer = tokenizer(name)
@@ -113,14 +114,17 @@ def model_sha256(name: str) -> str:
     return file_sha256(os.path.expanduser(name))
 
 
-def load(name: str, device: torch.device, download_root: str, sha256: str) -> OpenAIClip:
-    """The frozen model `name` on `device`; one clear UserError when that fails."""
+def load(name: str, device: torch.device, download_root: str, sha256: str, precision: str = "fp32") -> OpenAIClip:
+    """The frozen model `name` on `device` at `precision` (resolved: fp32, fp16 or bf16); one
+    clear UserError when that fails. `clip` keeps fp16 weights on CUDA, fp32 on the CPU."""
     if not os.path.isfile(os.path.expanduser(name)) and name in _models():
         model = _load_named(name, device, download_root)
     else:
         model = _load_file(os.path.expanduser(name), device)
+    if precision != "fp16":  # fp16 (CUDA only) is clip's own conversion, done on loading
+        model.float()
     model.eval().requires_grad_(False)
-    return OpenAIClip(model, name, sha256, device)
+    return OpenAIClip(model, name, sha256, device, precision)
 
 
 def _load_named(name: str, device: torch.device, root: str):

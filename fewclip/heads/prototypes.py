@@ -31,8 +31,7 @@ class NearestMean(Head):
 
     def logits(self, X: torch.Tensor) -> torch.Tensor:
         logits = float(self.scale) * X @ self.means_.T
-        logits[:, self.means_.norm(dim=1) == 0] = -1e4  # a class absent from training
-        return logits
+        return logits.masked_fill(self.means_.norm(dim=1) == 0, -1e4)  # a class absent from training
 
 
 @register

@@ -24,7 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .. import UserError
 from ..kinds import Count, Fraction, Positive, Rate, Text
-from ..settings import DECODE_SETTINGS, ENGINES
+from ..settings import DECODE_SETTINGS, ENGINES, PRECISIONS
 
 
 def _count_or(word: str, least: int) -> BeforeValidator:
@@ -108,6 +108,7 @@ class EmbedParams(_Section):
     batch_size: Count
     num_workers: Workers
     decode: Literal[DECODE_SETTINGS]
+    precision: Literal[PRECISIONS]
     engine: Literal[ENGINES]
     ray_address: Union[Text, None]
     cache_dir: Text

@@ -26,6 +26,7 @@ from .. import SettingError, UserError
 PARAMS_KEYS = {
     "device": "params.yaml: embed.device",
     "decode": "params.yaml: embed.decode",
+    "precision": "params.yaml: embed.precision",
     "engine": "params.yaml: embed.engine",
     "num_workers": "params.yaml: embed.num_workers",
     "batch_size": "params.yaml: embed.batch_size",
