@@ -13,8 +13,13 @@ text features are computed from the saved templates; a name that is already a cl
 any spelling: `fire engine`, `Fire_Engine`) is not added twice. Folders are searched
 recursively for image files (hidden and system entries skipped), and a file reached twice
 is classified once; unreadable images and empty folders are reported on stderr, and every
-other image gets its prediction. Batched, with a progress bar, on CUDA when available.
-Exit status: 0 when every named path existed and at least one image was classified, 1
+other image gets its prediction. Batched, with a progress bar, on CUDA when available,
+at the precision the classifier's features were computed at (`--precision` overrides).
+
+`--onnx FILE.onnx` classifies with a file written by `python -m fewclip.export` instead,
+with onnxruntime (`pip install -e '.[onnx]'`) and without importing torch: the file holds
+the backbone, the head and the classes, so `--classifier`, `--model`, `--add-class`,
+`--precision` and `--engine ray` do not apply to it. Exit status: 0 when every named path existed and at least one image was classified, 1
 otherwise (the images found are still classified and written).
 """
 
@@ -26,15 +31,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import UserError
-from .backbone import LazyBackbone
 from .data import find_images
-from .decode import DECODE_SETTINGS, resolve_decode
-from .embedding import ENGINES, embed_images, resolve_workers
-from .openvocab import load_classifier
 from .pipeline.runner import run
-from .plots import contact_sheet, sheet_format
-from .prompts import text_classifier
+from .settings import DECODE_SETTINGS, ENGINES, PRECISIONS
+from .sheets import contact_sheet, sheet_format
 
 FORMATS = ("table", "csv", "json")
 
@@ -56,21 +59,69 @@ def write(rows: list[dict], fmt: str, out) -> None:
             out.write(f"{row['path']:<{width}}  {preds}\n")
 
 
-def same_name(name: str) -> str:
-    """A class name as prompts read it (`_` a space, case and spacing ignored), to find a
-    class given twice in two spellings."""
-    return " ".join(name.replace("_", " ").split()).casefold()
-
-
 # the library's setting names, as this command's flags (fewclip.pipeline.runner.run)
 FLAGS = {"device": "--device", "decode": "--decode", "engine": "--engine", "model": "--model",
-         "batch_size": "--batch-size", "templates": "the classifier's templates"}
+         "batch_size": "--batch-size", "templates": "the classifier's templates", "precision": "--precision"}
+
+
+def classify_torch(args, paths: list[str], warn) -> tuple[list[str], int, np.ndarray, list[str]]:
+    """(classes, how many are novel, probabilities of the readable images, per path "" or
+    why it was skipped) with the train stage's artefact and the backbone."""
+    from .backbone import LazyBackbone, resolve_device
+    from .decode import resolve_decode
+    from .embedding import embed_images, resolve_workers
+    from .openvocab import add_classes, load_classifier, saved_precision
+
+    clf, saved = load_classifier(args.classifier)
+    model = args.model or saved["model"]
+    remote = args.engine == "ray"
+    precision = args.precision or (saved_precision(saved, resolve_device(args.device), warn, args.classifier)
+                                   if not remote else saved["precision"])
+    # loads when used here: for --add-class, or to embed with the local engine
+    backbone = LazyBackbone(model, device=args.device, download_root=args.cache_dir, remote=remote,
+                            precision=precision)
+    if backbone.sha256 != saved["model_sha256"]:
+        raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
+                        f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
+                        "pass that checkpoint with --model")
+    clf = add_classes(clf, args.add_class, backbone, saved["templates"], warn, args.classifier)
+    feats, errors = embed_images(backbone, paths, args.batch_size,
+                                 resolve_workers("auto", backbone.device), desc="predict",
+                                 progress=sys.stderr.isatty(),
+                                 decode=(resolve_decode(args.decode, backbone.device, lambda: backbone.resize)
+                                         if not remote else "cpu"),
+                                 engine=args.engine, address=args.address)
+    ok = [i for i, e in enumerate(errors) if not e]
+    return clf.classes, len(clf.novel), clf.predict_proba(feats[ok]) if ok else np.zeros((0, 0)), errors
+
+
+def classify_onnx(args, paths: list[str]) -> tuple[list[str], int, np.ndarray, list[str]]:
+    """What `classify_torch` returns, with an exported file and onnxruntime (no torch)."""
+    from .onnx_classifier import OnnxClassifier
+
+    given = [flag for flag, on in (("--engine ray", args.engine == "ray"), ("--add-class", args.add_class),
+                                   ("--model", args.model), ("--precision", args.precision),
+                                   ("--decode gpu", args.decode == "gpu")) if on]
+    if given:
+        raise UserError(f"--onnx runs its file as it is, on this machine's CPU with onnxruntime: {given[0]} does "
+                        "not apply (export the classifier again with what it should hold: python -m fewclip.export)")
+    onnx = OnnxClassifier(args.onnx)
+    errors, proba = [], []
+    for start in range(0, len(paths), max(1, args.batch_size)):
+        loaded = [onnx.load(p) for p in paths[start:start + max(1, args.batch_size)]]
+        errors += [err for _, err in loaded]
+        pixels = [x for x, err in loaded if not err]
+        if pixels:
+            proba.append(onnx.predict_proba(np.stack(pixels)))
+    return onnx.classes, len(onnx.novel), np.concatenate(proba) if proba else np.zeros((0, 0)), errors
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fewclip.predict", description=__doc__.split("\n")[0])
     ap.add_argument("inputs", nargs="+", help="image files and/or folders")
     ap.add_argument("--classifier", default="models/classifier.pt", help="the train stage's artefact")
+    ap.add_argument("--onnx", metavar="FILE.onnx", help="classify with this exported file and onnxruntime instead "
+                    "(python -m fewclip.export; pip install -e '.[onnx]'); no torch")
     ap.add_argument("--model", help="the backbone (name or checkpoint path); default: the one it was trained with")
     ap.add_argument("--add-class", action="append", default=[], metavar="NAME",
                     help="a novel class by name (repeatable)")
@@ -78,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=FORMATS, default="table")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", choices=PRECISIONS,
+                    help="the image encoder's arithmetic; default: that of the classifier's training features")
     ap.add_argument("--decode", choices=DECODE_SETTINGS, default="auto",
                     help="where JPEGs are decoded: auto (on the GPU when on CUDA), cpu, gpu")
     ap.add_argument("--engine", choices=ENGINES, default="local",
@@ -99,49 +152,22 @@ def main(argv: list[str] | None = None) -> int:
             sheet_format(args.contact_sheet)
         except ValueError as e:
             raise UserError(f"--contact-sheet {e}") from None
-    clf, saved = load_classifier(args.classifier)
     found = find_images(args.inputs, warn)
     paths = found.paths
     if not paths:
         raise UserError("no image to classify in " + ", ".join(args.inputs))
-    model = args.model or saved["model"]
-    # loads when used here: for --add-class, or to embed with the local engine
-    backbone = LazyBackbone(model, device=args.device, download_root=args.cache_dir, remote=args.engine == "ray")
-    if backbone.sha256 != saved["model_sha256"]:
-        raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
-                        f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
-                        "pass that checkpoint with --model")
-    known = {same_name(c): c for c in clf.classes}
-    new: list[str] = []
-    for name in args.add_class:
-        key = same_name(name)
-        if key in known:
-            warn(f"--add-class {name!r}: {args.classifier} already has the class {known[key]!r}; not added again")
-        elif key in map(same_name, new):
-            warn(f"--add-class {name!r}: given twice (as {next(n for n in new if same_name(n) == key)!r}); added once")
-        else:
-            new.append(name)
-    if new:
-        clf = clf.with_classes(new, text_classifier(backbone, new, saved["templates"]))
-
-    feats, errors = embed_images(backbone, paths, args.batch_size,
-                                 resolve_workers("auto", backbone.device), desc="predict",
-                                 progress=sys.stderr.isatty(),
-                                 decode=(resolve_decode(args.decode, backbone.device, lambda: backbone.resize)
-                                         if args.engine == "local" else "cpu"),
-                                 engine=args.engine, address=args.address)
+    classes, n_novel, proba, errors = (classify_onnx if args.onnx else classify_torch)(
+        *((args, paths) if args.onnx else (args, paths, warn)))
     ok = [i for i, e in enumerate(errors) if not e]
     for path, err in zip(paths, errors):
         if err:
             warn(f"{path}: skipped, {err}")
     rows = []
-    if ok:
-        proba = clf.predict_proba(feats[ok])
-        k = max(1, min(args.top_k, len(clf.classes)))
-        for i, p in zip(ok, proba):
-            top = p.argsort()[::-1][:k]
-            rows.append({"path": paths[i], "predictions": [
-                {"class": clf.classes[j], "probability": round(float(p[j]), 6)} for j in top]})
+    k = max(1, min(args.top_k, len(classes)))
+    for i, p in zip(ok, proba):
+        top = p.argsort()[::-1][:k]
+        rows.append({"path": paths[i], "predictions": [
+            {"class": classes[j], "probability": round(float(p[j]), 6)} for j in top]})
     write(rows, args.format, sys.stdout)
     if args.contact_sheet:
         chosen = sorted(rows, key=lambda r: (r["predictions"][0]["probability"], r["path"]))[: max(0, args.sheet_size)]
@@ -150,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.contact_sheet, f"{len(chosen)} of {len(rows)} classified photos, the least confident "
                       "first (top class, its probability)")
         print(f"predict: contact sheet of {len(chosen)} photos -> {args.contact_sheet}", file=sys.stderr)
-    print(f"predict: {len(rows)} of {len(paths)} images classified over {len(clf.classes)} classes "
-          f"({len(clf.novel)} novel)" + (f"; {len(paths) - len(rows)} skipped" if len(rows) < len(paths) else ""),
+    print(f"predict: {len(rows)} of {len(paths)} images classified over {len(classes)} classes "
+          f"({n_novel} novel)" + (f" with {args.onnx} (onnxruntime)" if args.onnx else "") + (f"; {len(paths) - len(rows)} skipped" if len(rows) < len(paths) else ""),
           file=sys.stderr)
     if not rows:
         raise UserError("no image could be read")
