@@ -1,5 +1,5 @@
 # `make run`: set up .venv, obtain the data, run the whole pipeline.   `make test`: the tests
-# (they also install the optional extras: Ray, to test the Ray engine on a local Ray, and open_clip).
+# (they also install the optional extras: Ray, to test the Ray engine on a local Ray, open_clip, and onnx).
 # Offline, name a local copy of the data set: make run DATA_FROM=../shared/datasets/vehicles
 # `make plots`: `dvc plots show` as one self-contained page that works without internet.
 
@@ -27,9 +27,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 data: setup
 	$(BIN)/python -m fewclip.fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-# the tests also run the optional extras: the Ray engine on a local Ray, and open_clip's models
+# the tests also run the optional extras: the Ray engine on a local Ray, open_clip's models, ONNX
 $(VENV)/.installed-extras: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[ray,open_clip]'
+	$(BIN)/pip install --quiet -e '.[ray,open_clip,onnx]'
 	touch $@
 
 test: setup $(VENV)/.installed-extras

@@ -30,9 +30,13 @@ its own setting names, and the pipeline layer maps params (and predict its flags
   shots      accuracy versus shots per class, every head, several seeds
   metrics    accuracy and the per-epoch figures (the one place), balanced and per-class
              accuracy, confusion matrix, GZSL figures
-  plots      PNG figures, contact sheets, the interactive plots' data
+  plots      PNG figures, the interactive plots' data; sheets: contact sheets (Pillow alone)
   fetch      obtaining the reference data set and checking it against data.dvc
-  predict    classifying new photos with the trained artefact (python -m fewclip.predict)
+  predict    classifying new photos with the trained artefact (python -m fewclip.predict),
+             or with an exported file (--onnx); inference: what the commands that use a
+             trained classifier share (classes added by name, the precision to embed at)
+  export     the classifier as one ONNX file, pixels to probabilities (python -m
+             fewclip.export); onnx_classifier reads it back with onnxruntime, no torch
   audit/     know your data: out-of-fold suspect labels and outliers (labels), exact, pixel
              and feature duplicates and leaks (duplicates, fingerprint)
   suggest    which photos to label next (label_next); its command (suggest_cli:

@@ -113,7 +113,8 @@ FLAGS = {"model": "--model", "templates": "the classifier's templates"}
 
 def main(argv: list[str] | None = None) -> int:
     from .backbone import load_backbone
-    from .openvocab import add_classes, load_classifier
+    from .inference import add_classes
+    from .openvocab import load_classifier
 
     ap = argparse.ArgumentParser(prog="python -m fewclip.export", description=__doc__.split("\n")[0])
     ap.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")

@@ -70,7 +70,8 @@ def classify_torch(args, paths: list[str], warn) -> tuple[list[str], int, np.nda
     from .backbone import LazyBackbone, resolve_device
     from .decode import resolve_decode
     from .embedding import embed_images, resolve_workers
-    from .openvocab import add_classes, load_classifier, saved_precision
+    from .inference import add_classes, saved_precision
+    from .openvocab import load_classifier
 
     clf, saved = load_classifier(args.classifier)
     model = args.model or saved["model"]

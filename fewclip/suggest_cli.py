@@ -26,13 +26,14 @@ import numpy as np
 
 from . import UserError
 from .audit import find_duplicates, photos
-from .backbone import LazyBackbone
+from .backbone import LazyBackbone, resolve_device
 from .cache import FeatureCache, NoCache, pixels_identity
 from .data import find_images
 from .embedding import embed_cached, resolve_workers
 from .features import load_features
+from .inference import saved_precision
 from .openvocab import load_classifier
-from .plots import contact_sheet, sheet_format
+from .sheets import contact_sheet, sheet_format
 from .suggest import copy_into, rank, reasons
 
 
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     labelled = [load_features(Path(args.features) / f"{s}.npz") for s in ("train", "val")]
     if labelled[0].model_sha256 != saved["model_sha256"]:
         raise UserError(f"{args.features}/ and {args.classifier} come from different backbones; run `dvc repro`")
-    backbone = LazyBackbone(args.model or saved["model"], device=args.device, download_root=args.cache_dir)
+    backbone = LazyBackbone(args.model or saved["model"], device=args.device, download_root=args.cache_dir,
+                            precision=saved_precision(saved, resolve_device(args.device), warn, args.classifier))
     if backbone.sha256 != saved["model_sha256"]:
         raise UserError(f"{args.model}: not the backbone {args.classifier} was trained on ({saved['model']})")
     cache = (FeatureCache(args.feature_cache, backbone.sha256, backbone.precision_key,

@@ -97,6 +97,14 @@ def artefact(world, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def exported(artefact, tmp_path_factory) -> Path:
+    """The artefact exported by the command, with a class added by name (and one it has)."""
+    out = tmp_path_factory.mktemp("exported") / "c.onnx"
+    export_main([str(out), "--classifier", str(artefact), "--add-class", "purple circle", "--add-class", "Yellow_Cross"])
+    return out
+
+
 def predict(*args, cwd, check=True, pre: str = "") -> subprocess.CompletedProcess:
     """`python -m fewclip.predict ARGS` in a fresh interpreter; with --onnx it also says
     whether torch was imported (the last line of stderr)."""
@@ -110,9 +118,8 @@ def predict(*args, cwd, check=True, pre: str = "") -> subprocess.CompletedProces
     return r
 
 
-def test_predict_onnx_matches_predict_without_importing_torch(world, artefact, tmp_path):
-    out = tmp_path / "c.onnx"
-    export_main([str(out), "--classifier", str(artefact), "--add-class", "purple circle", "--add-class", "Yellow_Cross"])
+def test_predict_onnx_matches_predict_without_importing_torch(world, artefact, exported, tmp_path):
+    out = exported
     photos = world["root"] / "test"
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
     common = [photos, "--format", "json", "--top-k", "9"]
@@ -138,7 +145,21 @@ def test_predict_onnx_matches_predict_without_importing_torch(world, artefact, t
     assert sheet.stat().st_size > 1000 and r.stderr.strip().endswith("torch imported: False")
 
 
-def test_bad_onnx_input_gets_one_line(world, artefact, tmp_path):
+def test_the_readme_s_standalone_reader_gives_predict_s_answer(world, exported, tmp_path):
+    """The README's 15 lines (onnxruntime, numpy and Pillow only) on an exported file."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Deploying the classifier"):]
+    code = section[section.index("```python\n") + 10:section.index("\n```", section.index("```python"))]
+    assert len(code.splitlines()) <= 15
+    (tmp_path / "reader.py").write_text(code.replace('"classifier.onnx"', repr(str(exported))))
+    photo = world["test"][2][5]
+    r = subprocess.run([sys.executable, "reader.py", photo], cwd=tmp_path, capture_output=True, text=True, check=True)
+    name, probability = r.stdout.strip().rsplit(" ", 1)
+    ours = json.loads(predict(photo, "--onnx", exported, "--format", "json", cwd=tmp_path).stdout)[0]["predictions"][0]
+    assert name == ours["class"] and abs(float(probability) - ours["probability"]) <= 1e-4
+
+
+def test_bad_onnx_input_gets_one_line(world, artefact, exported, tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
@@ -150,8 +171,7 @@ def test_bad_onnx_input_gets_one_line(world, artefact, tmp_path):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     onnx.save(helper.make_model(graph), str(foreign))
-    ours = tmp_path / "ours.onnx"
-    export_main([str(ours), "--classifier", str(artefact)])
+    ours = exported
     later = onnx.load(str(ours))
     for prop in later.metadata_props:
         if prop.key == "fewclip.format_version":
