@@ -14,7 +14,7 @@ each value a JSON text:
   preprocessing           resolution, mean, std (per RGB channel), resize (RESIZE_RULE)
   backbone                model (the `model` param), sha256, family, precision
   head                    name, mode (few or zero), params (plain values)
-  classifier              the artefact it was exported from: path, sha256; int8 (bool)
+  classifier              the artefact it was exported from: path, sha256
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ FORMAT = "fewclip classifier"
 FORMAT_VERSION = 1
 RESIZE_RULE = RESIZE_SHORTER_CENTER_CROP  # the only rule exported (every family's)
 INSTALL = "pip install -e '.[onnx]'"
+KEYS = ("fewclip.format", "fewclip.format_version", "classes", "novel", "preprocessing", "backbone", "head",
+        "classifier")  # the metadata entries (module docstring)
 
 
 def clip_preprocess(image: Image.Image, resolution: int, mean, std) -> np.ndarray:
@@ -105,8 +107,8 @@ def read_metadata(path: Path, props: dict) -> dict:
     if props.get("fewclip.format") != json.dumps(FORMAT):
         raise UserError(f"{path}: an ONNX model without fewclip's metadata, not a classifier written by "
                         "`python -m fewclip.export`")
-    try:
-        meta = {k: json.loads(v) for k, v in props.items()}
+    try:  # other tools' entries (a quantizer's, say) are left alone
+        meta = {k: json.loads(v) for k, v in props.items() if k in KEYS}
     except ValueError as e:
         raise UserError(f"{path}: unreadable fewclip metadata ({e})") from None
     if meta.get("fewclip.format_version") != FORMAT_VERSION:

@@ -4,6 +4,7 @@ and their bad input."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,18 @@ def test_the_readme_s_standalone_reader_gives_predict_s_answer(world, exported, 
     name, probability = r.stdout.strip().rsplit(" ", 1)
     ours = json.loads(predict(photo, "--onnx", exported, "--format", "json", cwd=tmp_path).stdout)[0]["predictions"][0]
     assert name == ours["class"] and abs(float(probability) - ours["probability"]) <= 1e-4
+
+
+def test_int8_export_is_smaller_and_keeps_the_top_class(world, artefact, exported, tmp_path):
+    small = tmp_path / "int8.onnx"
+    export_main([str(small), "--classifier", str(artefact), "--add-class", "purple circle", "--int8"])
+    fp32, int8 = OnnxClassifier(exported), OnnxClassifier(small)
+    assert int8.classes == fp32.classes and int8.metadata["backbone"]["precision"].startswith("int8")
+    assert small.stat().st_size < 0.75 * exported.stat().st_size  # (a quarter for full-size models)
+    pixels = np.stack([fp32.load(p)[0] for p in world["test"][2]])
+    a, b = int8.predict_proba(pixels), fp32.predict_proba(pixels)
+    assert not np.array_equal(a, b)  # quantized
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.95
 
 
 def test_bad_onnx_input_gets_one_line(world, artefact, exported, tmp_path):
