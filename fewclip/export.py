@@ -8,11 +8,12 @@ probabilities, for running without this repository, torch or the backbone's chec
 
 The graph is the backbone's image encoder, the head, and the novel classes (`classes.novel`
 and each `--add-class`, scored zero-shot as `predict` scores them: `fewclip.openvocab`),
-in fp32 (`--int8`: onnxruntime's dynamic int8 quantization of the matrix products, weights
-per output channel, activations per batch; benchmarks/README.md measures both); the file carries the class names, the preprocessing, the backbone's identity and
-the head as metadata (the format: `fewclip.onnx_classifier`). Every head exports: each
-predicts with torch operations on the features (`Head.logits`). Needs the `[onnx]` extra
-(`pip install -e '.[onnx]'`: onnx and onnxscript for torch's exporter, onnxruntime to check).
+in fp32, or with `--int8` onnxruntime's dynamic int8 quantization of the matrix products
+(weights per output channel, activations per batch; benchmarks/README.md measures both).
+The file carries the class names, the preprocessing, the backbone's identity and the head
+as metadata (the format: `fewclip.onnx_classifier`). Every head exports: each predicts with
+torch operations on the features (`Head.logits`). Needs the `[onnx]` extra (`pip install
+-e '.[onnx]'`: onnx and onnxscript for torch's exporter, onnxruntime for `--int8`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ at the precision the classifier's features were computed at (`--precision` overr
 `--onnx FILE.onnx` classifies with a file written by `python -m fewclip.export` instead,
 with onnxruntime (`pip install -e '.[onnx]'`) and without importing torch: the file holds
 the backbone, the head and the classes, so `--classifier`, `--model`, `--add-class`,
-`--precision` and `--engine ray` do not apply to it. Exit status: 0 when every named path existed and at least one image was classified, 1
+`--precision` and `--engine ray` do not apply to it.
+
+Exit status: 0 when every named path existed and at least one image was classified, 1
 otherwise (the images found are still classified and written).
 """
 
@@ -157,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = found.paths
     if not paths:
         raise UserError("no image to classify in " + ", ".join(args.inputs))
-    classes, n_novel, proba, errors = (classify_onnx if args.onnx else classify_torch)(
-        *((args, paths) if args.onnx else (args, paths, warn)))
+    classes, n_novel, proba, errors = (classify_onnx(args, paths) if args.onnx
+                                       else classify_torch(args, paths, warn))
     ok = [i for i, e in enumerate(errors) if not e]
     for path, err in zip(paths, errors):
         if err:

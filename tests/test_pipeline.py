@@ -472,7 +472,7 @@ def test_an_open_clip_model_runs_end_to_end(base, random_vit_s_32):
     out = run_exp(repo, "oc-random", "-S", f"model={name}", "-S", "shots.heads=[ncm]", "-S", "shots.ks=[1]",
                   "-S", "shots.seeds=1")
     assert ran(out) == {"params", "embed", "train", "evaluate", "shots", "audit", "suggest"}
-    assert re.search(rf"embed: done in [\d.]+s \({re.escape(name)} on cpu loaded in", out), out
+    assert re.search(rf"embed: done in [\d.]+s \({re.escape(name)} on cpu at (fp32|bf16) loaded in", out), out
     params, m = exp_rows(repo)["oc-random"]
     assert params["model"] == name and 0 <= m["test"]["acc"] <= 1
 
