@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                       "first (top class, its probability)")
         print(f"predict: contact sheet of {len(chosen)} photos -> {args.contact_sheet}", file=sys.stderr)
     print(f"predict: {len(rows)} of {len(paths)} images classified over {len(classes)} classes "
-          f"({n_novel} novel)" + (f" with {args.onnx} (onnxruntime)" if args.onnx else "") + (f"; {len(paths) - len(rows)} skipped" if len(rows) < len(paths) else ""),
+          f"({n_novel} novel)" + (f" with {args.onnx} (onnxruntime)" if args.onnx else "")
+          + (f"; {len(paths) - len(rows)} skipped" if len(rows) < len(paths) else ""),
           file=sys.stderr)
     if not rows:
         raise UserError("no image could be read")

@@ -119,8 +119,8 @@ def embed_ray(model: str, sha256: str, paths: list[str], *, device: str = "auto"
     `fewclip.embedding.embed_images` returns them, computed by actors on a Ray cluster.
 
     `model`, `sha256`, `device`, `download_root`, `precision`: as for
-    `fewclip.backbone.load_backbone`, which each actor calls once. `address`: the cluster (`host:port`, `ray://host:port`,
-    `auto`); None: `RAY_ADDRESS`, else a new local Ray. Ray is connected only if not yet
+    `fewclip.backbone.load_backbone`, which each actor calls once. `address`: the cluster
+    (`host:port`, `ray://host:port`, `auto`); None: `RAY_ADDRESS`, else a new local Ray. Ray is connected only if not yet
     initialised (else `address` is not used), and shut down at the end only if this call
     connected it; each call starts its own actor pool. `num_actors`: default one per GPU,
     or on CPUs one per `CPUS_PER_ACTOR` cluster CPUs (at most a node's CPUs each).

@@ -47,8 +47,8 @@ def main() -> None:
               + (f" (removed {stale} partial entries of a killed run)" if stale else ""))
     else:
         cache = NoCache()
-    summary = {"model": p["model"], "model_sha256": backbone.sha256, "precision": backbone.precision, "images": {}, "skipped": {}, "cache": {},
-               "decoded": {}}
+    summary = {"model": p["model"], "model_sha256": backbone.sha256, "precision": backbone.precision, "images": {},
+               "skipped": {}, "cache": {}, "decoded": {}}
     dim = None
     for split in SPLITS:
         rows = read_list(splits / f"{split}.csv")

@@ -100,11 +100,12 @@ def load_backbone(name: str, device: str = "auto", download_root: str | None = N
 class LazyBackbone(Backbone):
     """A backbone that is loaded only when something must go through it.
 
-    Its identity (`name`, `sha256`, `device`, `precision`, resolved by `resolve_precision`
-    on this machine or, `remote`, for the cluster's device) and its text side (`context_length`, `count_tokens`,
-    `tokenizer_id`) are known at once, which is all the feature cache and the prompt check
-    need; the first use of anything else (`encode_images`, `resolution`, ...) loads it, so a
-    run whose every image and text feature is cached never loads the checkpoint. `remote`:
+    Its identity (`name`, `sha256`, `device`, `precision`: resolved by `resolve_precision`
+    for this machine's device or, `remote`, the cluster's) and its text side
+    (`context_length`, `count_tokens`, `tokenizer_id`) are known at once, which is all the
+    feature cache and the prompt check need; the first use of anything else
+    (`encode_images`, `resolution`, ...) loads it, so a run whose every image and text
+    feature is cached never loads the checkpoint. `remote`:
     for the Ray engine, `device` names the cluster's device (`device_setting`), not checked
     here."""
 
