@@ -19,7 +19,6 @@ torch operations on the features (`Head.logits`). Needs the `[onnx]` extra (`pip
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from . import UserError
+from .cache import file_sha256
 from .onnx_classifier import FORMAT, FORMAT_VERSION, INSTALL, RESIZE_RULE
 
 OPSET = 18
@@ -60,16 +60,8 @@ def metadata(backbone, clf, saved: dict, classifier: str | Path) -> dict:
         "backbone": {"model": saved["model"], "sha256": backbone.sha256, "family": backbone.family,
                      "precision": "fp32", "dim": int(backbone.dim)},
         "head": {"name": head.name, "mode": saved.get("mode", "few"), "params": params},
-        "classifier": {"path": str(classifier), "sha256": _sha256(classifier)},
+        "classifier": {"path": str(classifier), "sha256": file_sha256(classifier)},
     }
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_onnx(backbone, clf, path: str | Path, meta: dict, int8: bool = False) -> Path:
@@ -140,8 +132,8 @@ FLAGS = {"model": "--model", "templates": "the classifier's templates"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .backbone import load_backbone
-    from .inference import add_classes
+    from .backbone import load_backbone, model_sha256
+    from .inference import add_classes, check_backbone
     from .openvocab import load_classifier
 
     ap = argparse.ArgumentParser(prog="python -m fewclip.export", description=__doc__.split("\n")[0])
@@ -163,11 +155,9 @@ def main(argv: list[str] | None = None) -> int:
 
     clf, saved = load_classifier(args.classifier)
     model = args.model or saved["model"]
-    backbone = load_backbone(model, "cpu", args.cache_dir, precision="fp32")
-    if backbone.sha256 != saved["model_sha256"]:
-        raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
-                        f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
-                        "pass that checkpoint with --model")
+    sha256 = model_sha256(model)  # checked before the weights load
+    check_backbone(sha256, model, saved, args.classifier)
+    backbone = load_backbone(model, "cpu", args.cache_dir, sha256, precision="fp32")
     clf = add_classes(clf, args.add_class, backbone, saved["templates"], warn, args.classifier)
     out = export_onnx(backbone, clf, args.out, metadata(backbone, clf, saved, args.classifier), int8=args.int8)
     print(f"export: {len(clf.classes)} classes ({len(clf.novel)} novel), head {clf.head.name}, {saved['model']} "

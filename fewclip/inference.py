@@ -1,9 +1,10 @@
 """What the commands that use a trained classifier share (`predict`, `export`, `suggest`):
-classes added by name, and the precision to embed new photos at."""
+the check that a backbone is the one it was trained on, classes added by name, and the
+precision to embed new photos at."""
 
 from __future__ import annotations
 
-from . import SettingError
+from . import SettingError, UserError
 from .backbone import resolve_precision
 from .prompts import text_classifier
 
@@ -42,3 +43,11 @@ def saved_precision(saved: dict, device, warn, where: str = "the classifier") ->
         warn(f"{where} was trained on {saved['precision']} features, which {device} does not run "
              f"({e.problem.split(';')[0]}): embedding at {here}")
         return here
+
+
+def check_backbone(sha256: str, model: str, saved: dict, classifier) -> None:
+    """One UserError unless `sha256`, backbone `model`'s, is that of the backbone the
+    classifier (`load_classifier`'s dict, from the file `classifier`) was trained on."""
+    if sha256 != saved["model_sha256"]:
+        raise UserError(f"{model}: checkpoint SHA-256 {sha256[:12]}... is not the backbone {classifier} was trained "
+                        f"on ({saved['model']}, {saved['model_sha256'][:12]}...); pass that checkpoint with --model")

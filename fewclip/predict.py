@@ -72,7 +72,7 @@ def classify_torch(args, paths: list[str], warn) -> tuple[list[str], int, np.nda
     from .backbone import LazyBackbone, resolve_device
     from .decode import resolve_decode
     from .embedding import embed_images, resolve_workers
-    from .inference import add_classes, saved_precision
+    from .inference import add_classes, check_backbone, saved_precision
     from .openvocab import load_classifier
 
     clf, saved = load_classifier(args.classifier)
@@ -83,10 +83,7 @@ def classify_torch(args, paths: list[str], warn) -> tuple[list[str], int, np.nda
     # loads when used here: for --add-class, or to embed with the local engine
     backbone = LazyBackbone(model, device=args.device, download_root=args.cache_dir, remote=remote,
                             precision=precision)
-    if backbone.sha256 != saved["model_sha256"]:
-        raise UserError(f"{model}: checkpoint SHA-256 {backbone.sha256[:12]}... is not the backbone "
-                        f"{args.classifier} was trained on ({saved['model']}, {saved['model_sha256'][:12]}...); "
-                        "pass that checkpoint with --model")
+    check_backbone(backbone.sha256, model, saved, args.classifier)
     clf = add_classes(clf, args.add_class, backbone, saved["templates"], warn, args.classifier)
     feats, errors = embed_images(backbone, paths, args.batch_size,
                                  resolve_workers("auto", backbone.device), desc="predict",

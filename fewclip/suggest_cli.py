@@ -31,7 +31,7 @@ from .cache import FeatureCache, NoCache, pixels_identity
 from .data import find_images
 from .embedding import embed_cached, resolve_workers
 from .features import load_features
-from .inference import saved_precision
+from .inference import check_backbone, saved_precision
 from .openvocab import load_classifier
 from .sheets import contact_sheet, sheet_format
 from .suggest import copy_into, rank, reasons
@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.features}/ and {args.classifier} come from different backbones; run `dvc repro`")
     backbone = LazyBackbone(args.model or saved["model"], device=args.device, download_root=args.cache_dir,
                             precision=saved_precision(saved, resolve_device(args.device), warn, args.classifier))
-    if backbone.sha256 != saved["model_sha256"]:
-        raise UserError(f"{args.model}: not the backbone {args.classifier} was trained on ({saved['model']})")
+    check_backbone(backbone.sha256, args.model or saved["model"], saved, args.classifier)
     cache = (FeatureCache(args.feature_cache, backbone.sha256, backbone.precision_key,
                           pixels_identity("cpu", backbone.family, backbone.libraries))
              if args.feature_cache else NoCache())

@@ -209,6 +209,11 @@ def test_bad_onnx_input_gets_one_line(world, artefact, exported, tmp_path):
     torch.save({**torch.load(artefact, weights_only=True), "version": 2}, old)
     with pytest.raises(UserError, match="a classifier of format 2, this version of fewclip reads format 3"):
         export_main([str(tmp_path / "x.onnx"), "--classifier", str(old)])
+    # another checkpoint than the one it was trained on (the same weights, another file)
+    other = tmp_path / "other.pt"
+    other.write_bytes(Path(world["bb"].name).read_bytes() + b"\0")
+    with pytest.raises(UserError, match=r"other.pt: checkpoint SHA-256 .* is not the backbone .*pass that checkpoint"):
+        export_main([str(tmp_path / "x.onnx"), "--classifier", str(artefact), "--model", str(other)])
 
 
 def test_precision_auto_and_refusals(monkeypatch):
